@@ -1,0 +1,317 @@
+"""One websocket connection: its nursery, writer task and bounded outbox.
+
+This is the only module where a websocket, a nursery and a channel meet
+(ARCHITECTURE.md, "Layers"). A protocol's *handler* (for example
+:func:`duorelay.kamon.relay`) is the connection's reader: it receives frames
+with :meth:`Session.receive` and puts frames for other connections into their
+outboxes. Everything else about a connection's life is here, in one place:
+
+Task tree of one connection::
+
+    Hypercorn connection task group
+     └─ Session.run            the ASGI call for this websocket
+         └─ session nursery
+             ├─ (body) handler     reader: websocket -> protocol -> peer outbox(es)
+             └─ _write             writer: this connection's outbox -> websocket
+
+Channels: each session owns exactly one memory channel pair, its outbox, of
+``outbox_size`` frames. The receive end belongs to the writer; the send end,
+:attr:`Session.outbox`, is lent to the room registry so peers can address this
+connection. Both ends are closed by :meth:`Session.run` when the connection
+ends, which is how a peer blocked sending to it learns that this receiver is
+gone (``trio.BrokenResourceError``).
+
+Endings: a connection ends in exactly one of these ways, each turned into one
+:class:`Ending` by :meth:`Session.run` and logged in one line:
+
+- the client closes or the TCP connection drops: ASGI ``websocket.disconnect``,
+  raised by :meth:`Session.receive` as :class:`Disconnected`;
+- the client breaks the protocol: the handler raises
+  :class:`~duorelay.protocols.ProtocolError`; the session sends that close code;
+- a bug: any other exception; logged with its traceback, close code 1011;
+- cancellation from outside (server shutdown): the nursery is cancelled and the
+  ``finally`` blocks release everything synchronously.
+
+We use the ASGI websocket interface directly instead of Quart's websocket
+wrapper: Quart's wrapper cancels the handler on disconnect (quart-trio 0.12),
+or buffers without bound and raises ``ClientDisconnectedError`` before the
+cancel (quart-trio 0.13, Quart 0.23), and turns an empty binary frame into
+``None`` (both). Reading ASGI events ourselves gives one ordered stream, the
+same on every version: every frame the client sent, then the disconnect, with
+Hypercorn's bounded queue (``max_app_queue_size``) as the only buffer.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import trio
+from hypercorn.typing import (
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    WebsocketAcceptEvent,
+    WebsocketCloseEvent,
+    WebsocketScope,
+    WebsocketSendEvent,
+)
+
+from duorelay.protocols import CloseCode, ProtocolError, clip_reason, too_big
+from duorelay.settings import Settings
+
+log = logging.getLogger("duorelay")
+
+Frame: TypeAlias = str | bytes
+"""A websocket message: ``str`` for a text frame, ``bytes`` for a binary one."""
+
+Outbox: TypeAlias = trio.MemorySendChannel[Frame]
+"""The send end of a connection's outbox, as lent to the room registry."""
+
+CLOSE_TIMEOUT = 5.0
+"""Seconds to wait for the client's side of the close handshake (RFC 6455
+section 7.1.1) after the server sent its close frame."""
+
+_connection_ids = itertools.count(1)
+
+
+class Disconnected(Exception):
+    """The client's side of the websocket is gone (ASGI ``websocket.disconnect``).
+
+    ``code`` is what Hypercorn reports: 1000 after a close handshake, 1006 when
+    the TCP connection ended without one.
+    """
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class WebSocket:
+    """The ASGI websocket of one connection: a thin, typed face over ASGI events.
+
+    It owns no task and no buffer. Hypercorn queues at most
+    ``max_app_queue_size`` (default 10) received frames for it, and stops
+    reading the socket while that queue is full: that is how a sender is
+    back-pressured (PROTOCOLS.md section 1, rule 9).
+    """
+
+    def __init__(
+        self, scope: WebsocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+
+    @property
+    def client(self) -> str:
+        """The client's address as ``host:port``, for logs."""
+        client = self.scope.get("client")
+        return f"{client[0]}:{client[1]}" if client else "?"
+
+    async def accept(self) -> bool:
+        """Complete the websocket handshake; False if the client left before it."""
+        event = await self._receive()
+        if event["type"] != "websocket.connect":
+            return False
+        accept: WebsocketAcceptEvent = {
+            "type": "websocket.accept",
+            "subprotocol": None,
+            "headers": [],
+        }
+        await self._send(accept)
+        return True
+
+    async def receive(self) -> Frame:
+        """The client's next frame, in the order sent.
+
+        Raises :class:`Disconnected` once the client is gone; every frame it
+        sent before that has been returned first.
+        """
+        event = await self._receive()
+        if event["type"] == "websocket.receive":
+            data = event.get("bytes")
+            if data is not None:
+                return data
+            text = event.get("text")
+            if text is not None:
+                return text
+        elif event["type"] == "websocket.disconnect":
+            raise Disconnected(event.get("code", CloseCode.NORMAL))
+        raise RuntimeError(f"unexpected ASGI event {event['type']!r}")
+
+    async def send(self, frame: Frame) -> None:
+        """Send ``frame`` as a text (``str``) or binary (``bytes``) frame.
+
+        Hypercorn writes it with one ``send_all`` in a shielded scope; once the
+        client is gone it returns at once *without a checkpoint*, so a loop
+        that calls this must checkpoint elsewhere (the writer does, on every
+        outbox receive).
+        """
+        message: WebsocketSendEvent
+        if isinstance(frame, str):
+            message = {"type": "websocket.send", "bytes": None, "text": frame}
+        else:
+            message = {"type": "websocket.send", "bytes": frame, "text": None}
+        await self._send(message)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send a close frame with ``code`` and ``reason`` (cut to 123 bytes)."""
+        close: WebsocketCloseEvent = {
+            "type": "websocket.close",
+            "code": code,
+            "reason": clip_reason(reason),
+        }
+        await self._send(close)
+
+    async def drain(self) -> None:
+        """Read and drop frames until the client's side of the websocket is gone.
+
+        Hypercorn blocks its socket reader while its queue to the app is full,
+        so an app that stops reading before the disconnect would leave that
+        connection stuck; this is the last reader of every connection.
+        """
+        while True:
+            try:
+                await self.receive()
+            except Disconnected:
+                return
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a connection ended, for its one log line and its close frame.
+
+    ``close_code`` is the close code the server sends, or ``None`` when the
+    client is already gone and nothing can be sent.
+    """
+
+    close_code: int | None
+    reason: str
+
+    @classmethod
+    def gone(cls) -> Ending:
+        """The client closed or its TCP connection dropped: nothing to send.
+
+        (Hypercorn reports 1006 for a client's clean close too, so the two are
+        not told apart.)
+        """
+        return cls(None, "client went away")
+
+
+CANCELLED = Ending(None, "cancelled (server stopping)")
+
+Handler = Callable[["Session"], Awaitable[None]]
+"""A protocol handler: reads the session's frames until an ending is raised.
+
+It raises :class:`Disconnected` (from :meth:`Session.receive`) or
+:class:`~duorelay.protocols.ProtocolError`; returning means a normal close (1000).
+It releases what it claimed (seats) in its own ``finally``, synchronously.
+"""
+
+
+class Session:
+    """One websocket connection, from accept to the last frame.
+
+    ``id`` is a process-unique connection number used in logs. ``label`` is set
+    by the handler (for example ``ns=default room='r' seat=0``) once it knows
+    who the connection is.
+    """
+
+    def __init__(self, websocket: WebSocket, settings: Settings) -> None:
+        self.id = next(_connection_ids)
+        self.websocket = websocket
+        self.settings = settings
+        self.label = ""
+        self.frames_in = 0
+        self.frames_out = 0
+        outbox, self._outbox_receive = trio.open_memory_channel[Frame](settings.outbox_size)
+        self.outbox: Outbox = outbox
+        """The send end of this connection's outbox (bounded by ``outbox_size``);
+        lent to the room registry. Closed by :meth:`run` when the connection ends."""
+
+    async def receive(self) -> Frame:
+        """The client's next frame.
+
+        Raises :class:`Disconnected` when the client is gone, and
+        :class:`~duorelay.protocols.ProtocolError` (1009) for a frame over
+        ``max_message_size`` bytes (PROTOCOLS.md section 1, rule 8).
+        """
+        frame = await self.websocket.receive()
+        if too_big(frame, self.settings.max_message_size):
+            raise ProtocolError(
+                CloseCode.MESSAGE_TOO_BIG,
+                f"message too big: the limit is {self.settings.max_message_size} bytes",
+            )
+        self.frames_in += 1
+        return frame
+
+    def log(self, event: str) -> None:
+        """Log one line about this connection; never a frame's payload."""
+        log.info("conn=%d %s%s", self.id, event, f" {self.label}" if self.label else "")
+
+    async def run(self, handler: Handler) -> None:
+        """Serve this connection with ``handler`` until it ends, then close it.
+
+        Returns when the connection is over: every task of it has ended, its
+        outbox is closed, and (unless the client was already gone) a close
+        frame was sent and the client's side of the close awaited for at most
+        :data:`CLOSE_TIMEOUT` seconds. Never raises but ``trio.Cancelled``.
+        """
+        started = trio.current_time()
+        ending = CANCELLED
+        try:
+            if not await self.websocket.accept():
+                ending = Ending.gone()
+                return
+            self.log(f"connected from {self.websocket.client}")
+            ending = await self._serve(handler)
+            if ending.close_code is not None:
+                await self.websocket.close(ending.close_code, ending.reason)
+                with trio.move_on_after(CLOSE_TIMEOUT):
+                    await self.websocket.drain()
+        finally:
+            seconds = trio.current_time() - started
+            code = "-" if ending.close_code is None else str(ending.close_code)
+            self.log(
+                f"closed code={code} reason={ending.reason!r} after {seconds:.1f}s"
+                f" frames_in={self.frames_in} frames_out={self.frames_out}"
+            )
+
+    async def _serve(self, handler: Handler) -> Ending:
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._write)
+                ending = await self._handle(handler)
+                nursery.cancel_scope.cancel()
+            return ending
+        finally:
+            # The one closer of the outbox, run however the connection ends.
+            # Synchronous, so it runs under cancellation too (invariant 6).
+            self._outbox_receive.close()
+            self.outbox.close()
+
+    async def _handle(self, handler: Handler) -> Ending:
+        try:
+            await handler(self)
+        except Disconnected:
+            return Ending.gone()
+        except ProtocolError as error:
+            return Ending(error.code, error.reason)
+        except Exception:
+            log.exception("conn=%d internal error %s", self.id, self.label or "")
+            return Ending(CloseCode.INTERNAL_ERROR, "internal error")
+        return Ending(CloseCode.NORMAL, "")
+
+    async def _write(self) -> None:
+        """The writer: send this connection's outbox to its websocket, in order.
+
+        Runs until the session's nursery is cancelled. Each outbox receive is a
+        checkpoint, so this loop never spins on a gone client (STACK_NOTES,
+        "Sending").
+        """
+        async for frame in self._outbox_receive:
+            await self.websocket.send(frame)
+            self.frames_out += 1

@@ -1,0 +1,177 @@
+"""Test fixtures: the real app on real Hypercorn, on an ephemeral port.
+
+Every test talks to the server over TCP with a real websocket client
+(trio-websocket, or :class:`RawClient` for what it cannot do: abrupt resets,
+frames it would refuse to send). Server and clients run in the same trio run,
+so :func:`settle` is an exact barrier: it returns once every task, the server's
+included, is blocked and no socket has data ready.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import h11
+import pytest
+import trio
+import trio.testing
+import wsproto
+import wsproto.events as ws_events
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websocket_url
+
+from duorelay.app import DuoRelay, create_app
+from duorelay.settings import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+async def settle() -> None:
+    """Wait until every task is blocked and no I/O is ready.
+
+    On loopback a sent frame is in the peer's socket buffer when ``send``
+    returns, so after this everything sent so far has been processed.
+    """
+    await trio.testing.wait_all_tasks_blocked()
+
+
+@dataclass
+class Server:
+    """A running duorelay server: its app and its ``host:port``."""
+
+    app: DuoRelay
+    address: str
+
+    def url(self, path: str = "/ws") -> str:
+        return f"ws://{self.address}{path}"
+
+    def http(self, path: str) -> str:
+        return f"http://{self.address}{path}"
+
+    @asynccontextmanager
+    async def connect(self, path: str = "/ws") -> AsyncIterator[WebSocketConnection]:
+        """A trio-websocket client; its TCP stream is closed on exit however
+        the websocket ended (trio-websocket leaves it open when the server
+        closes first, and a ResourceWarning follows)."""
+        async with trio.open_nursery() as nursery:
+            ws = await connect_websocket_url(nursery, self.url(path))
+            try:
+                yield ws
+            finally:
+                await ws.aclose()
+                await ws._close_stream()
+
+    @asynccontextmanager
+    async def join(self, room: str, seat: int, path: str = "/ws") -> AsyncIterator[Any]:
+        """A client that has sent the join ``* room_seat``."""
+        async with self.connect(path) as ws:
+            await ws.send_message(f"* {room}_{seat}")
+            yield ws
+
+
+StartServer = Callable[..., Any]
+
+
+@pytest.fixture
+async def start_server(nursery: trio.Nursery) -> StartServer:
+    """Start a server with the given settings overrides; stopped after the test."""
+
+    async def start(**overrides: Any) -> Server:
+        settings = Settings(static_dir=STATIC_DIR, **overrides)
+        app = create_app(settings)
+        config = Config()
+        config.bind = ["127.0.0.1:0"]
+        config.accesslog = None
+        binds = await nursery.start(partial(serve, app, config, shutdown_trigger=trio.sleep_forever))
+        return Server(app=app, address=binds[0].removeprefix("http://"))
+
+    return start
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> Server:
+    """A server with default settings."""
+    return await start_server()  # type: ignore[no-any-return]
+
+
+async def closed_with(ws: WebSocketConnection) -> tuple[int, str | None]:
+    """Read until the server closes ``ws``; return the close code and reason."""
+    try:
+        while True:
+            await ws.get_message()
+    except ConnectionClosed as closed:
+        assert closed.reason is not None
+        return closed.reason.code, closed.reason.reason
+
+
+class RawClient:
+    """A bare websocket client on wsproto: sends what it is told, resets on demand."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        self.events: list[ws_events.Event] = []
+
+    @classmethod
+    async def open(cls, server: Server, path: str = "/ws") -> RawClient:
+        """Connect and complete the websocket handshake."""
+        client = await cls.handshake(server, path)
+        event = await client.next_event()
+        assert isinstance(event, ws_events.AcceptConnection), event
+        return client
+
+    @classmethod
+    async def handshake(cls, server: Server, path: str) -> RawClient:
+        """Connect and send the upgrade request; the answer is the next event."""
+        host, port = server.address.rsplit(":", 1)
+        client = cls(await trio.open_tcp_stream(host, int(port)))
+        await client._send(ws_events.Request(host=server.address, target=path))
+        return client
+
+    async def _send(self, event: ws_events.Event) -> None:
+        await self.stream.send_all(self.ws.send(event))
+
+    async def send(self, frame: str | bytes) -> None:
+        event = ws_events.TextMessage(frame) if isinstance(frame, str) else ws_events.BytesMessage(frame)
+        await self._send(event)
+
+    async def next_event(self) -> ws_events.Event:
+        while not self.events:
+            data = await self.stream.receive_some()
+            self.ws.receive_data(data or None)
+            self.events.extend(self.ws.events())
+        return self.events.pop(0)
+
+    def reset(self) -> None:
+        """Drop the TCP connection with a RST, no close frame (SO_LINGER 0)."""
+        self.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.stream.socket.close()
+
+
+async def http_get(server: Server, raw_path: str) -> tuple[int, dict[str, str], bytes]:
+    """GET ``raw_path`` exactly as given (no dot-segment normalisation), with h11."""
+    host, port = server.address.rsplit(":", 1)
+    connection = h11.Connection(h11.CLIENT)
+    async with await trio.open_tcp_stream(host, int(port)) as stream:
+        request = h11.Request(method="GET", target=raw_path, headers=[("Host", server.address)])
+        await stream.send_all(connection.send(request) + connection.send(h11.EndOfMessage()))
+        status, headers, body = 0, {}, b""
+        while True:
+            event = connection.next_event()
+            if event is h11.NEED_DATA:
+                connection.receive_data(await stream.receive_some())
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+                headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                return status, headers, body

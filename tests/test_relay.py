@@ -1,0 +1,340 @@
+"""The Kamon relay end to end (PROTOCOLS.md section 1), on real Hypercorn."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+import trio
+import trio.lowlevel
+import wsproto.events as ws_events
+
+from conftest import RawClient, Server, StartServer, closed_with, settle
+
+
+async def test_join_and_relay_both_ways(server: Server) -> None:
+    async with server.join("room", 0) as host, server.join("room", 1) as guest:
+        await settle()
+        await host.send_message("from host")
+        assert await guest.get_message() == "from host"
+        await guest.send_message("from guest")
+        assert await host.get_message() == "from guest"
+
+
+async def test_text_and_binary_stay_distinct_and_byte_exact(server: Server) -> None:
+    frames: list[str | bytes] = [
+        "text",
+        b"text",
+        bytes(range(256)),
+        b"",
+        "",
+        "héllo wörld ✓ 🎲",
+        "\x00 nul and \r\n in text",
+        b"\xff\xfe invalid utf-8 in binary",
+    ]
+    async with server.join("r", 0) as a, server.join("r", 1) as b:
+        await settle()
+        for frame in frames:
+            await a.send_message(frame)
+        received = [await b.get_message() for _ in frames]
+    assert received == frames
+    assert [type(f) for f in received] == [type(f) for f in frames]
+
+
+async def test_kamon_frontend_handshake_order(server: Server) -> None:
+    """The frontend sends ``* r_0`` then ``*``; the peer's ``*`` asks the host
+    for its state, and the host's early ``*`` was dropped, never queued."""
+    async with server.connect() as host:
+        await host.send_message("* game_0")
+        await host.send_message("*")
+        await settle()
+        async with server.connect() as guest:
+            await guest.send_message("* game_1")
+            await guest.send_message("*")
+            assert await host.get_message() == "*"
+            state = '{"board": [[0, 1], [2, 0]], "turn": 1}'
+            await host.send_message(state)
+            assert await guest.get_message() == state
+
+
+async def test_frames_while_alone_are_dropped(server: Server) -> None:
+    async with server.join("lonely", 0) as host:
+        for n in range(5):
+            await host.send_message(f"nobody hears {n}")
+        await settle()
+        async with server.join("lonely", 1) as guest:
+            await settle()
+            await host.send_message("first heard")
+            assert await guest.get_message() == "first heard"
+
+
+async def test_seat_conflict_4409_leaves_holder_undisturbed(server: Server) -> None:
+    async with server.join("busy", 0) as holder, server.join("busy", 1) as peer:
+        async with server.join("busy", 0) as intruder:
+            code, reason = await closed_with(intruder)
+        assert code == 4409
+        assert reason == "seat 0 of this room is already taken"
+        await holder.send_message("still here")
+        assert await peer.get_message() == "still here"
+        await peer.send_message("me too")
+        assert await holder.get_message() == "me too"
+
+
+@pytest.mark.parametrize(
+    ("join", "problem"),
+    [
+        ("* room", "the join has no _SEAT"),
+        ("* room_", "the seat must be 0 or 1"),
+        ("* room_2", "the seat must be 0 or 1"),
+        ("* room_01", "the seat must be 0 or 1"),
+        ("* _0", "the room name is empty"),
+        ("*room_0", 'the join must start with "* "'),
+        ("*", 'the join must start with "* "'),
+        ("hello", 'the join must start with "* "'),
+        ("", 'the join must start with "* "'),
+        (b"* room_0", "the join must be a text frame"),
+        ("* bad\x07bell_0", "the room name has a control character"),
+        ("* " + "x" * 129 + "_0", "the room name is over 128 characters"),
+    ],
+)
+async def test_malformed_join_4400(server: Server, join: str | bytes, problem: str) -> None:
+    async with server.connect() as ws:
+        await ws.send_message(join)
+        code, reason = await closed_with(ws)
+    assert code == 4400
+    assert reason == f"bad join: {problem}; expected * ROOM_SEAT with SEAT 0 or 1"
+
+
+async def test_join_timeout_4408(start_server: StartServer) -> None:
+    server = await start_server(join_timeout=0.2)
+    async with server.connect() as ws:
+        code, reason = await closed_with(ws)
+    assert (code, reason) == (4408, "no join within 0.2 s")
+
+
+async def test_rooms_and_namespaces_are_isolated(server: Server) -> None:
+    async with (
+        server.join("r", 0) as a0,
+        server.join("r", 1) as a1,
+        server.join("other", 1) as b1,
+        server.join("r", 1, path="/ws/game-two") as c1,
+        server.join("r", 0, path="/ws/game-two") as c0,
+    ):
+        await settle()
+        await a0.send_message("for a1")
+        await c0.send_message("for c1")
+        await a1.send_message("for a0")
+        assert await a1.get_message() == "for a1"
+        assert await c1.get_message() == "for c1"
+        assert await a0.get_message() == "for a0"
+        await settle()
+        # Nothing else reached anyone: b1 is alone in its room.
+        for ws in (a0, a1, b1, c0, c1):
+            with trio.move_on_after(0) as idle:
+                await ws.get_message()
+            assert idle.cancelled_caught
+    assert len(server.app.rooms) == 0
+
+
+@pytest.mark.parametrize("path", ["/ws/", "/ws/a/b", "/ws/" + "n" * 65, "/ws/bad%20name", "/x"])
+async def test_other_websocket_paths_are_refused(server: Server, path: str) -> None:
+    client = await RawClient.handshake(server, path)
+    refused = await client.next_event()
+    assert isinstance(refused, ws_events.RejectConnection)
+    assert refused.status_code == 404
+    await client.stream.aclose()
+
+
+@pytest.mark.parametrize("path", ["/ws/a", "/ws/Game.v2_beta-1", "/ws/" + "n" * 64])
+async def test_namespace_paths_are_accepted(server: Server, path: str) -> None:
+    async with server.join("r", 0, path) as a, server.join("r", 1, path) as b:
+        await settle()
+        await a.send_message("ok")
+        assert await b.get_message() == "ok"
+
+
+@pytest.mark.parametrize("room", ["Friday game", "  spaced  ", "ゲーム", "a_b_c", "🎲🎲", "*"])
+async def test_room_names_with_spaces_unicode_underscores(server: Server, room: str) -> None:
+    async with server.join(room, 0) as a, server.join(room, 1) as b:
+        await settle()
+        assert server.app.rooms.get("default", room) is not None
+        await a.send_message("hi")
+        assert await b.get_message() == "hi"
+
+
+async def test_5000_frames_in_order_no_loss(server: Server) -> None:
+    count = 5000
+    async with server.join("flood", 0) as sender, server.join("flood", 1) as receiver:
+        await settle()
+
+        async def send_all() -> None:
+            for n in range(count):
+                await sender.send_message(str(n) if n % 2 else n.to_bytes(4, "big"))
+
+        received: list[str | bytes] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_all)
+            for _ in range(count):
+                received.append(await receiver.get_message())
+    assert received == [str(n) if n % 2 else n.to_bytes(4, "big") for n in range(count)]
+
+
+async def test_frames_sent_right_before_close_all_arrive(server: Server) -> None:
+    async with server.join("bye", 1) as receiver:
+        async with server.join("bye", 0) as sender:
+            await settle()
+            for n in range(500):
+                await sender.send_message(f"frame {n}")
+            # Leaving the block closes the sender's websocket at once; the
+            # receiver has not read anything yet.
+        received = [await receiver.get_message() for _ in range(500)]
+        assert received == [f"frame {n}" for n in range(500)]
+
+
+async def test_frames_sent_right_before_tcp_reset_all_arrive(server: Server) -> None:
+    async with server.join("reset", 1) as receiver:
+        sender = await RawClient.open(server)
+        await sender.send("* reset_0")
+        await settle()
+        for n in range(50):
+            await sender.send(f"frame {n}")
+        sender.reset()
+        received = [await receiver.get_message() for _ in range(50)]
+        assert received == [f"frame {n}" for n in range(50)]
+
+
+async def test_abrupt_drop_frees_the_seat_for_a_newcomer(server: Server) -> None:
+    async with server.join("drop", 1) as peer:
+        dropped = await RawClient.open(server)
+        await dropped.send("* drop_0")
+        await settle()
+        dropped.reset()
+        await settle()
+        room = server.app.rooms.get("default", "drop")
+        assert room is not None
+        assert room.holders[0] is None
+        async with server.join("drop", 0) as newcomer:
+            await settle()
+            await peer.send_message("welcome")
+            assert await newcomer.get_message() == "welcome"
+            await newcomer.send_message("thanks")
+            assert await peer.get_message() == "thanks"
+
+
+async def test_newcomer_gets_only_frames_sent_after_it_joined(server: Server) -> None:
+    async with server.join("seq", 0) as host:
+        async with server.join("seq", 1) as first:
+            await settle()
+            await host.send_message("for first")
+            assert await first.get_message() == "for first"
+        await settle()
+        await host.send_message("for nobody")
+        await settle()
+        async with server.join("seq", 1) as second:
+            await settle()
+            await host.send_message("for second")
+            assert await second.get_message() == "for second"
+
+
+async def test_oversized_frame_1009_peer_stays(start_server: StartServer) -> None:
+    server = await start_server(max_message_size=1000)
+    async with server.join("big", 0) as sender, server.join("big", 1) as peer:
+        await settle()
+        await sender.send_message(b"x" * 1000)
+        assert await peer.get_message() == b"x" * 1000
+        await sender.send_message("é" * 501)  # 1002 bytes of UTF-8
+        code, reason = await closed_with(sender)
+        assert (code, reason) == (1009, "message too big: the limit is 1000 bytes")
+        await settle()
+        async with server.join("big", 0) as again:
+            await settle()
+            await peer.send_message("still here")
+            assert await again.get_message() == "still here"
+
+
+async def test_oversized_join_1009(start_server: StartServer) -> None:
+    server = await start_server(max_message_size=100)
+    async with server.connect() as ws:
+        await ws.send_message("* " + "r" * 100 + "_0")
+        assert await closed_with(ws) == (1009, "message too big: the limit is 100 bytes")
+
+
+async def test_sender_blocked_on_a_leaving_receiver_goes_on(start_server: StartServer) -> None:
+    """A sender waiting for room in a receiver's full outbox is freed when the
+    receiver leaves, and relays to the next holder of the seat (rules 5, 7, 9)."""
+    outbox_size, count = 2, 600
+    server = await start_server(outbox_size=outbox_size)
+    async with server.join("slow", 0) as sender:
+        slow = await RawClient.open(server)
+        await slow.send("* slow_1")
+        await settle()
+        sent = 0
+
+        async def send_all() -> None:
+            nonlocal sent
+            for _ in range(count):
+                await sender.send_message(bytes(65536))
+                sent += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_all)
+            # The slow receiver never reads: its outbox, the socket buffers and
+            # Hypercorn's queue fill up; then the sender is back-pressured.
+            await settle()
+            assert sent < count
+            room = server.app.rooms.get("default", "slow")
+            assert room is not None and room.holders[1] is not None
+            assert room.holders[1].outbox.statistics().current_buffer_used == outbox_size
+            slow.reset()
+        # The sender was freed: every frame was read, those for the empty
+        # seat dropped (rule 5).
+        assert sent == count
+        await settle()
+        async with server.join("slow", 1) as fresh:
+            await settle()
+            await sender.send_message("after")
+            assert await fresh.get_message() == "after"
+    await settle()
+    assert len(server.app.rooms) == 0
+
+
+async def test_registry_empty_and_no_task_left(server: Server) -> None:
+    baseline = _task_names()
+    async with server.join("a", 0) as a, server.join("a", 1), server.join("b", 0):
+        await settle()
+        assert len(server.app.rooms) == 2
+        assert any("duorelay" in name for name in _task_names())
+        await a.send_message("x")
+    dropped = await RawClient.open(server)
+    await dropped.send("* c_0")
+    await settle()
+    dropped.reset()
+    await settle()
+    gc.collect()
+    assert len(server.app.rooms) == 0
+    assert _task_names() == baseline
+
+
+def _task_names() -> list[str]:
+    """Names of every task in this trio run (server tasks included)."""
+    names: list[str] = []
+    todo = [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        assert task is not None
+        names.append(task.name)
+        for nursery in task.child_nurseries:
+            todo.extend(nursery.child_tasks)
+    return sorted(names)
+
+
+async def test_raw_client_close_handshake_completes(server: Server) -> None:
+    """The server answers a bare client's close frame and ends the session."""
+    client = await RawClient.open(server)
+    await client.send("* closing_0")
+    await client._send(ws_events.CloseConnection(code=1000))
+    event = await client.next_event()
+    assert isinstance(event, ws_events.CloseConnection)
+    await settle()
+    assert len(server.app.rooms) == 0
+    await client.stream.aclose()
