@@ -90,7 +90,9 @@ async def start_server(nursery: trio.Nursery) -> StartServer:
         config = Config()
         config.bind = ["127.0.0.1:0"]
         config.accesslog = None
-        binds = await nursery.start(partial(serve, app, config, shutdown_trigger=trio.sleep_forever))
+        binds = await nursery.start(
+            partial(serve, app, config, shutdown_trigger=trio.sleep_forever)
+        )
         return Server(app=app, address=binds[0].removeprefix("http://"))
 
     return start
@@ -140,7 +142,11 @@ class RawClient:
         await self.stream.send_all(self.ws.send(event))
 
     async def send(self, frame: str | bytes) -> None:
-        event = ws_events.TextMessage(frame) if isinstance(frame, str) else ws_events.BytesMessage(frame)
+        event = (
+            ws_events.TextMessage(frame)
+            if isinstance(frame, str)
+            else ws_events.BytesMessage(frame)
+        )
         await self._send(event)
 
     async def next_event(self) -> ws_events.Event:

@@ -15,6 +15,8 @@ once, drops that frame (rule 5) and reads on.
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 import trio
 
 from duorelay.protocols import CloseCode, ProtocolError
@@ -54,9 +56,9 @@ async def relay(session: Session, namespace: str, rooms: Registry[Outbox]) -> No
             peer = seat.peer()
             if peer is None:
                 continue  # rule 5: nobody holds the other seat; drop, never queue
-            try:
+            # The receiver may leave while we wait for room in its outbox: then
+            # its outbox is closed and the frame is dropped (rule 5 again).
+            with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await peer.send(frame)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass  # the receiver left while we waited: rule 5 again
     finally:
         rooms.release(seat)

@@ -48,15 +48,18 @@ class Settings(BaseSettings):
     )
     outbox_size: Annotated[int, Field(gt=0)] = Field(
         default=64,
-        description="Frames that may wait for one receiver before its sender is "
-        "back-pressured.",
+        description="Frames that may wait for one receiver before its sender is back-pressured.",
     )
 
     @field_validator("static_dir")
     @classmethod
     def _static_dir_exists(cls, value: Path) -> Path:
         if not value.is_dir():
-            raise ValueError(f"{str(value)!r} is not a directory")
+            where = value if value.is_absolute() else Path.cwd() / value
+            raise ValueError(
+                f"{str(where)!r} is not a directory; start the server from the project "
+                "folder or set this variable to the folder of your site"
+            )
         return value
 
 
