@@ -205,6 +205,7 @@ function onClose(e) {
   if (fatal) {                              // no point in retrying these
     connText = "Disconnected"; connMsg = fatal;
     $("leave-btn").textContent = "Choose another room";
+    showGame(false);                        // we are not in this game: no board, no invite link
     render();
   } else {
     if (e.reason) msg = `${msg || "The server closed the connection."} (${e.reason})`;
@@ -231,7 +232,7 @@ function statusText() {
   if (!connected) return connMsg;
   if (state.winner === "draw") return "Draw — the board is full.";
   if (state.winner === seat) return "You win!";
-  if (state.winner !== null) return "They win.";
+  if (state.winner !== null) return `${NAMES[state.winner]} wins — you lose.`;
   if (!peerPresent) return "Waiting for the other player to join…";
   return state.turn === seat ? "Your turn" : "Their turn";
 }
@@ -328,12 +329,21 @@ function start(name, s) {
   $("invite-link").value = pageUrl(room, 1 - seat);
   $("copy-msg").textContent = "";
   $("leave-btn").textContent = "Leave room";
+  showGame(true);
   $("start-panel").hidden = true;
   $("game-panel").hidden = false;
   document.title = `${room} — duorelay demo: Connect Four`;
   retryDelay = 500; connMsg = "";
   connect();
   colButtons[3].focus();
+}
+
+// Board, hint and invite link are shown while we hold (or try to hold) a seat; hidden after
+// a fatal close (e.g. 4409), where only the message and "Choose another room" make sense.
+function showGame(on) {
+  for (const el of [$("board"), document.querySelector(".hint"), document.querySelector(".invite")]) {
+    el.hidden = !on;
+  }
 }
 
 function leave() {

@@ -24,11 +24,11 @@ import trio
 import trio.testing
 import wsproto
 import wsproto.events as ws_events
-from hypercorn.config import Config
 from hypercorn.trio import serve
 from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websocket_url
 
 from duorelay.app import DuoRelay, create_app
+from duorelay.server import RelayConfig
 from duorelay.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -87,9 +87,8 @@ async def start_server(nursery: trio.Nursery) -> StartServer:
     async def start(**overrides: Any) -> Server:
         settings = Settings(static_dir=STATIC_DIR, **overrides)
         app = create_app(settings)
-        config = Config()
+        config = RelayConfig(settings)
         config.bind = ["127.0.0.1:0"]
-        config.accesslog = None
         binds = await nursery.start(
             partial(serve, app, config, shutdown_trigger=trio.sleep_forever)
         )
@@ -150,11 +149,16 @@ class RawClient:
         await self._send(event)
 
     async def next_event(self) -> ws_events.Event:
-        while not self.events:
-            data = await self.stream.receive_some()
-            self.ws.receive_data(data or None)
-            self.events.extend(self.ws.events())
-        return self.events.pop(0)
+        """The next event from the server, skipping pings: this client never
+        answers them (a client that stopped responding, to the server)."""
+        while True:
+            while not self.events:
+                data = await self.stream.receive_some()
+                self.ws.receive_data(data or None)
+                self.events.extend(self.ws.events())
+            event = self.events.pop(0)
+            if not isinstance(event, ws_events.Ping):
+                return event
 
     def reset(self) -> None:
         """Drop the TCP connection with a RST, no close frame (SO_LINGER 0)."""

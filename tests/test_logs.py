@@ -44,6 +44,6 @@ async def test_connection_events_one_line_each_without_payloads(
     assert events.count("closed") == 3
     refused = next(line for line in log_lines if "code=4409" in line)
     assert "reason='seat 1 of this room is already taken'" in refused
-    assert "ns=default room='Log room' seat=1" in refused
+    assert "ns='default' room='Log room' seat=1" in refused
     sender = next(line for line in log_lines if "closed" in line and "seat=0" in line)
     assert "frames_in=2 frames_out=0" in sender

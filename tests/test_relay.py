@@ -11,6 +11,8 @@ import wsproto.events as ws_events
 
 from conftest import RawClient, Server, StartServer, closed_with, settle
 
+NO_RATE_LIMIT = {"max_rate": 1e9, "max_burst": 10**9}
+
 
 async def test_join_and_relay_both_ways(server: Server) -> None:
     async with server.join("room", 0) as host, server.join("room", 1) as guest:
@@ -162,7 +164,8 @@ async def test_room_names_with_spaces_unicode_underscores(server: Server, room: 
         assert await b.get_message() == "hi"
 
 
-async def test_5000_frames_in_order_no_loss(server: Server) -> None:
+async def test_5000_frames_in_order_no_loss(start_server: StartServer) -> None:
+    server = await start_server(**NO_RATE_LIMIT)
     count = 5000
     async with server.join("flood", 0) as sender, server.join("flood", 1) as receiver:
         await settle()
@@ -179,7 +182,8 @@ async def test_5000_frames_in_order_no_loss(server: Server) -> None:
     assert received == [str(n) if n % 2 else n.to_bytes(4, "big") for n in range(count)]
 
 
-async def test_frames_sent_right_before_close_all_arrive(server: Server) -> None:
+async def test_frames_sent_right_before_close_all_arrive(start_server: StartServer) -> None:
+    server = await start_server(**NO_RATE_LIMIT)
     async with server.join("bye", 1) as receiver:
         async with server.join("bye", 0) as sender:
             await settle()
@@ -263,7 +267,7 @@ async def test_sender_blocked_on_a_leaving_receiver_goes_on(start_server: StartS
     """A sender waiting for room in a receiver's full outbox is freed when the
     receiver leaves, and relays to the next holder of the seat (rules 5, 7, 9)."""
     outbox_size, count = 2, 600
-    server = await start_server(outbox_size=outbox_size)
+    server = await start_server(outbox_size=outbox_size, **NO_RATE_LIMIT)
     async with server.join("slow", 0) as sender:
         slow = await RawClient.open(server)
         await slow.send("* slow_1")
@@ -312,7 +316,17 @@ async def test_registry_empty_and_no_task_left(server: Server) -> None:
     await settle()
     gc.collect()
     assert len(server.app.rooms) == 0
-    assert _task_names() == baseline
+    assert not server.app.sessions
+    left = _task_names()
+    for name in baseline:
+        left.remove(name)
+    # Hypercorn's ping task of a closed websocket sleeps out its interval
+    # (PING_INTERVAL) before it notices the close, and holds its connection
+    # task until then; nothing else may remain.
+    pings = left.count("hypercorn.protocol.ws_stream.WSStream._send_pings")
+    handlers = left.count("trio._highlevel_serve_listeners._run_handler")
+    assert len(left) == pings + handlers
+    assert handlers <= pings
 
 
 def _task_names() -> list[str]:
@@ -331,10 +345,10 @@ def _task_names() -> list[str]:
 async def test_raw_client_close_handshake_completes(server: Server) -> None:
     """The server answers a bare client's close frame and ends the session."""
     client = await RawClient.open(server)
-    await client.send("* closing_0")
-    await client._send(ws_events.CloseConnection(code=1000))
-    event = await client.next_event()
-    assert isinstance(event, ws_events.CloseConnection)
-    await settle()
-    assert len(server.app.rooms) == 0
-    await client.stream.aclose()
+    async with client.stream:
+        await client.send("* closing_0")
+        await client._send(ws_events.CloseConnection(code=1000))
+        event = await client.next_event()
+        assert isinstance(event, ws_events.CloseConnection)
+        await settle()
+        assert len(server.app.rooms) == 0

@@ -4,9 +4,13 @@
 
     hypercorn duorelay.app:app --worker-class trio
 
+or, with graceful shutdown and keepalive set from the settings,
+``python -m duorelay`` (:mod:`duorelay.server`).
+
 HTTP requests are Quart's: ``GET /`` is ``index.html`` of the static folder,
 ``/static/<path>`` its files (404 for a missing file or a path escaping the
-folder). Websocket upgrades on a relay endpoint (``/ws``, ``/ws/{namespace}``)
+folder), ``GET /healthz`` a JSON summary and ``GET /metrics`` Prometheus
+metrics. Websocket upgrades on a relay endpoint (``/ws``, ``/ws/{namespace}``)
 are handed, as raw ASGI, to a :class:`~duorelay.session.Session`; any other
 websocket path goes to Quart, which has no websocket route and refuses it
 (HTTP 404).
@@ -16,27 +20,37 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from functools import partial
+from typing import Any
 
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope, WebsocketScope
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pythonjsonlogger.json import JsonFormatter
 from quart import Response, send_from_directory
 from quart_trio import QuartTrio
 
 from duorelay import kamon
+from duorelay.metrics import Stats, StatsCollector
+from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols.kamon import namespace_for_path
 from duorelay.rooms import Registry
-from duorelay.session import Outbox, Session, WebSocket
+from duorelay.server import set_tcp_user_timeout_on_listeners
+from duorelay.session import Handler, Outbox, Session, WebSocket
 from duorelay.settings import Settings, load_settings
 
 LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
 LOG_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 
+log = logging.getLogger("duorelay")
+
 
 class DuoRelay(QuartTrio):
-    """The duorelay app: a QuartTrio app that owns the room registry.
+    """The duorelay app: a QuartTrio app that owns the relay's state.
 
     ``settings`` are frozen; ``rooms`` is the process's room registry, whose
-    seats hold the outboxes of live connections.
+    seats hold the outboxes of live connections; ``sessions`` the live
+    websocket connections; ``stats`` the counters behind ``/metrics``.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -44,10 +58,44 @@ class DuoRelay(QuartTrio):
         super().__init__(__name__, static_folder=str(static_dir), static_url_path="/static")
         self.settings = settings
         self.rooms: Registry[Outbox] = Registry()
+        self.sessions: set[Session] = set()
+        self.stats = Stats()
+        self.shutting_down = False
+        self.started = time.monotonic()
+        self.metrics = CollectorRegistry()
+        self.metrics.register(
+            StatsCollector(self.stats, lambda: len(self.sessions), lambda: len(self.rooms))
+        )
         self.add_url_rule("/", "index", self._index)
+        self.add_url_rule("/healthz", "healthz", self._healthz)
+        self.add_url_rule("/metrics", "metrics", self._metrics)
+        self.before_serving(self._set_socket_options)
 
     async def _index(self) -> Response:
         return await send_from_directory(self.settings.static_dir.resolve(), "index.html")
+
+    async def _healthz(self) -> dict[str, Any]:
+        """``GET /healthz``: 200 with ``{"status", "rooms", "connections", "uptime"}``
+        (uptime in seconds)."""
+        return {
+            "status": "shutting down" if self.shutting_down else "ok",
+            "rooms": len(self.rooms),
+            "connections": len(self.sessions),
+            "uptime": round(time.monotonic() - self.started, 3),
+        }
+
+    async def _metrics(self) -> Response:
+        """``GET /metrics``: Prometheus text format (see :mod:`duorelay.metrics`)."""
+        return Response(generate_latest(self.metrics), content_type=CONTENT_TYPE_LATEST)
+
+    async def _set_socket_options(self) -> None:
+        count = set_tcp_user_timeout_on_listeners(self.settings.tcp_user_timeout)
+        if count:
+            log.info(
+                "TCP_USER_TIMEOUT %g s set on %d listening sockets",
+                self.settings.tcp_user_timeout,
+                count,
+            )
 
     async def asgi_app(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -56,24 +104,79 @@ class DuoRelay(QuartTrio):
         if scope["type"] == "websocket":
             namespace = namespace_for_path(scope["path"])
             if namespace is not None:
-                session = Session(WebSocket(scope, receive, send), self.settings)
-                await session.run(partial(kamon.relay, namespace=namespace, rooms=self.rooms))
+                handler = self._refusal(scope) or partial(
+                    kamon.relay, namespace=namespace, rooms=self.rooms
+                )
+                await self._run_session(WebSocket(scope, receive, send), handler)
                 return
         await super().asgi_app(scope, receive, send)
 
+    async def _run_session(self, websocket: WebSocket, handler: Handler) -> None:
+        session = Session(websocket, self.settings, self.stats)
+        self.sessions.add(session)
+        try:
+            await session.run(handler)
+        finally:
+            self.sessions.discard(session)
 
-def configure_logging() -> None:
-    """Give the ``duorelay`` logger a stderr handler in Hypercorn's format.
+    def _refusal(self, scope: WebsocketScope) -> Handler | None:
+        """A handler that closes a connection the server will not serve, or None.
 
-    Does nothing if the logger already has a handler (an operator's logging
-    configuration wins).
+        Refusals are close codes, sent after the upgrade: 1001 while shutting
+        down, 4429 over ``max_connections``, 4403 for an Origin not in
+        ``allowed_origins`` (a request without Origin, a bot, is allowed).
+        """
+        if self.shutting_down:
+            return _refuse(CloseCode.GOING_AWAY, "server shutting down")
+        if len(self.sessions) >= self.settings.max_connections:
+            return _refuse(CloseCode.TOO_MANY, "too many connections: try again later")
+        allowed = self.settings.allowed_origins
+        if allowed:
+            origin = next((v for k, v in scope["headers"] if k.lower() == b"origin"), None)
+            if origin is not None and origin.decode("latin-1") not in allowed:
+                return _refuse(CloseCode.FORBIDDEN, "origin not allowed")
+        return None
+
+    def shut_down(
+        self, code: int = CloseCode.GOING_AWAY, reason: str = "server shutting down"
+    ) -> None:
+        """Close every websocket with ``code`` and refuse new ones the same way.
+
+        Synchronous: each session is told to close (its handler is cancelled and
+        its seat released at once); the close frames go out as the sessions end.
+        """
+        self.shutting_down = True
+        for session in list(self.sessions):
+            session.close(code, reason)
+
+
+def _refuse(code: CloseCode, reason: str) -> Handler:
+    async def refuse(session: Session) -> None:
+        raise ProtocolError(code, reason)
+
+    return refuse
+
+
+_handler = logging.StreamHandler(sys.stderr)
+
+
+def configure_logging(log_format: str = "text") -> None:
+    """Send the ``duorelay`` logger's lines to stderr, as text or JSON.
+
+    Text lines use Hypercorn's format; JSON lines carry the structured fields
+    of each event (``conn``, ``event``, ``ns``, ``room``, ``seat``, ``code``,
+    ``reason``, ``seconds``, ``frames_in``, ``frames_out``). If the operator
+    configured other handlers on the ``duorelay`` logger, they are left alone.
     """
     logger = logging.getLogger("duorelay")
-    if logger.handlers:
+    if any(handler is not _handler for handler in logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
-    logger.addHandler(handler)
+    if log_format == "json":
+        _handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    else:
+        _handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    if _handler not in logger.handlers:
+        logger.addHandler(_handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
 
@@ -84,8 +187,9 @@ def create_app(settings: Settings | None = None) -> DuoRelay:
     Raises :class:`~duorelay.settings.SettingsError`, naming the variable, when
     a setting is bad.
     """
-    configure_logging()
-    return DuoRelay(settings if settings is not None else load_settings())
+    settings = settings if settings is not None else load_settings()
+    configure_logging(settings.log_format)
+    return DuoRelay(settings)
 
 
 app = create_app()

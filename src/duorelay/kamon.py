@@ -15,11 +15,9 @@ once, drops that frame (rule 5) and reads on.
 
 from __future__ import annotations
 
-from contextlib import suppress
-
 import trio
 
-from duorelay.protocols import CloseCode, ProtocolError
+from duorelay.protocols import CloseCode, ProtocolError, payload_size
 from duorelay.protocols.kamon import parse_join
 from duorelay.rooms import Registry, SeatTaken
 from duorelay.session import Outbox, Session
@@ -42,7 +40,7 @@ async def relay(session: Session, namespace: str, rooms: Registry[Outbox]) -> No
         raise ProtocolError(
             CloseCode.TIMEOUT, f"no join within {session.settings.join_timeout:g} s"
         )
-    session.label = f"ns={namespace} room={join.room!r} seat={join.seat}"
+    session.where = {"ns": namespace, "room": join.room, "seat": join.seat}
     try:
         seat = rooms.claim(namespace, join.room, join.seat, session.outbox)
     except SeatTaken:
@@ -50,15 +48,22 @@ async def relay(session: Session, namespace: str, rooms: Registry[Outbox]) -> No
             CloseCode.CONFLICT, f"seat {join.seat} of this room is already taken"
         ) from None
     session.log("joined")
+    stats = session.stats
     try:
         while True:
             frame = await session.receive()
             peer = seat.peer()
             if peer is None:
-                continue  # rule 5: nobody holds the other seat; drop, never queue
-            # The receiver may leave while we wait for room in its outbox: then
-            # its outbox is closed and the frame is dropped (rule 5 again).
-            with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                # Rule 5: nobody holds the other seat; drop, never queue.
+                stats.frames_dropped["absent_peer"] += 1
+                continue
+            try:
                 await peer.send(frame)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                # The receiver left while we waited for room in its outbox.
+                stats.frames_dropped["peer_left"] += 1
+            else:
+                stats.frames_relayed += 1
+                stats.bytes_relayed += payload_size(frame)
     finally:
         rooms.release(seat)

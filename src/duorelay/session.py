@@ -17,20 +17,25 @@ Task tree of one connection::
 Channels: each session owns exactly one memory channel pair, its outbox, of
 ``outbox_size`` frames. The receive end belongs to the writer; the send end,
 :attr:`Session.outbox`, is lent to the room registry so peers can address this
-connection. Both ends are closed by :meth:`Session.run` when the connection
-ends, which is how a peer blocked sending to it learns that this receiver is
-gone (``trio.BrokenResourceError``).
+connection. The session closes the send end the moment its handler ends, before
+waiting for the writer (which may be stuck in a send to a dead client): that is
+how a peer blocked sending to it learns at once that this receiver is gone
+(``trio.ClosedResourceError``). The receive end is closed when the writer is
+gone. Both closes are synchronous, in ``finally`` blocks.
 
 Endings: a connection ends in exactly one of these ways, each turned into one
 :class:`Ending` by :meth:`Session.run` and logged in one line:
 
-- the client closes or the TCP connection drops: ASGI ``websocket.disconnect``,
+- the client closes or the TCP connection drops (also: Hypercorn's idle
+  timeout, an oversize frame caught by Hypercorn): ASGI ``websocket.disconnect``,
   raised by :meth:`Session.receive` as :class:`Disconnected`;
-- the client breaks the protocol: the handler raises
+- the client breaks the protocol or a limit: the handler raises
   :class:`~duorelay.protocols.ProtocolError`; the session sends that close code;
+- the server ends it (shutdown: 1001): :meth:`Session.close` cancels the
+  handler's cancel scope and the session sends the close code it was given;
 - a bug: any other exception; logged with its traceback, close code 1011;
-- cancellation from outside (server shutdown): the nursery is cancelled and the
-  ``finally`` blocks release everything synchronously.
+- cancellation from outside (Hypercorn cancelling the connection): the
+  ``finally`` blocks release everything synchronously; nothing is sent.
 
 We use the ASGI websocket interface directly instead of Quart's websocket
 wrapper: Quart's wrapper cancels the handler on disconnect (quart-trio 0.12),
@@ -59,6 +64,8 @@ from hypercorn.typing import (
     WebsocketSendEvent,
 )
 
+from duorelay.limits import TokenBucket
+from duorelay.metrics import Stats
 from duorelay.protocols import CloseCode, ProtocolError, clip_reason, too_big
 from duorelay.settings import Settings
 
@@ -191,17 +198,12 @@ class Ending:
     close_code: int | None
     reason: str
 
-    @classmethod
-    def gone(cls) -> Ending:
-        """The client closed or its TCP connection dropped: nothing to send.
 
-        (Hypercorn reports 1006 for a client's clean close too, so the two are
-        not told apart.)
-        """
-        return cls(None, "client went away")
+GONE = Ending(None, "client went away")
+"""The client closed or its TCP connection dropped: nothing to send. (Hypercorn
+reports 1006 for a client's clean close too, so the two are not told apart.)"""
 
-
-CANCELLED = Ending(None, "cancelled (server stopping)")
+CANCELLED = Ending(None, "cancelled")
 
 Handler = Callable[["Session"], Awaitable[None]]
 """A protocol handler: reads the session's frames until an ending is raised.
@@ -215,29 +217,49 @@ It releases what it claimed (seats) in its own ``finally``, synchronously.
 class Session:
     """One websocket connection, from accept to the last frame.
 
-    ``id`` is a process-unique connection number used in logs. ``label`` is set
-    by the handler (for example ``ns=default room='r' seat=0``) once it knows
-    who the connection is.
+    ``id`` is a process-unique connection number used in logs. ``where`` is set
+    by the handler once it knows who the connection is (for example
+    ``{"ns": "default", "room": "r", "seat": 0}``) and goes into every log line.
+    ``frames_in`` and ``frames_out`` count frames read from and written to this
+    client.
     """
 
-    def __init__(self, websocket: WebSocket, settings: Settings) -> None:
+    def __init__(self, websocket: WebSocket, settings: Settings, stats: Stats) -> None:
         self.id = next(_connection_ids)
         self.websocket = websocket
         self.settings = settings
-        self.label = ""
+        self.stats = stats
+        self.where: dict[str, str | int] = {}
         self.frames_in = 0
         self.frames_out = 0
+        self._rate = TokenBucket(settings.max_rate, settings.max_burst, trio.current_time())
+        self._handler_scope = trio.CancelScope()
+        self._closing: Ending | None = None
         outbox, self._outbox_receive = trio.open_memory_channel[Frame](settings.outbox_size)
         self.outbox: Outbox = outbox
-        """The send end of this connection's outbox (bounded by ``outbox_size``);
-        lent to the room registry. Closed by :meth:`run` when the connection ends."""
+        """The send end of this connection's outbox (bounded by ``outbox_size``),
+        lent to the room registry. Closed when the handler ends."""
+
+    def close(self, code: int, reason: str) -> None:
+        """End this connection with close frame ``code`` and ``reason``.
+
+        Callable from any task; returns at once. The handler is cancelled (its
+        seat released by its ``finally``), then :meth:`run` sends the close
+        frame. The first call wins; a call after the connection ended does
+        nothing.
+        """
+        if self._closing is None:
+            self._closing = Ending(code, clip_reason(reason))
+        self._handler_scope.cancel()
 
     async def receive(self) -> Frame:
         """The client's next frame.
 
         Raises :class:`Disconnected` when the client is gone, and
-        :class:`~duorelay.protocols.ProtocolError` (1009) for a frame over
-        ``max_message_size`` bytes (PROTOCOLS.md section 1, rule 8).
+        :class:`~duorelay.protocols.ProtocolError` with 1009 for a frame over
+        ``max_message_size`` bytes (PROTOCOLS.md section 1, rule 8) or 4429
+        when the client sends faster than ``max_rate`` frames per second
+        beyond a burst of ``max_burst``.
         """
         frame = await self.websocket.receive()
         if too_big(frame, self.settings.max_message_size):
@@ -245,12 +267,26 @@ class Session:
                 CloseCode.MESSAGE_TOO_BIG,
                 f"message too big: the limit is {self.settings.max_message_size} bytes",
             )
+        if not self._rate.allow(trio.current_time()):
+            raise ProtocolError(
+                CloseCode.TOO_MANY,
+                f"too many messages: the limit is {self.settings.max_rate:g} per second",
+            )
         self.frames_in += 1
         return frame
 
-    def log(self, event: str) -> None:
-        """Log one line about this connection; never a frame's payload."""
-        log.info("conn=%d %s%s", self.id, event, f" {self.label}" if self.label else "")
+    def log(self, event: str, **fields: str | int | float | None) -> None:
+        """Log one line about this connection; never a frame's payload.
+
+        The text form is ``conn=ID EVENT key=value ...``; the structured
+        fields (``conn``, ``event``, :attr:`where` and ``fields``) go to the
+        record's ``extra`` for the JSON log format.
+        """
+        fields = {**self.where, **fields}
+        text = "".join(f" {key}={_show(value)}" for key, value in fields.items())
+        log.info(
+            "conn=%d %s%s", self.id, event, text, extra={"conn": self.id, "event": event, **fields}
+        )
 
     async def run(self, handler: Handler) -> None:
         """Serve this connection with ``handler`` until it ends, then close it.
@@ -264,44 +300,55 @@ class Session:
         ending = CANCELLED
         try:
             if not await self.websocket.accept():
-                ending = Ending.gone()
+                ending = GONE
                 return
-            self.log(f"connected from {self.websocket.client}")
+            self.stats.connections += 1
+            self.log("connected", client=self.websocket.client)
             ending = await self._serve(handler)
             if ending.close_code is not None:
                 await self.websocket.close(ending.close_code, ending.reason)
+                self.stats.closes[ending.close_code] += 1
                 with trio.move_on_after(CLOSE_TIMEOUT):
                     await self.websocket.drain()
         finally:
-            seconds = trio.current_time() - started
-            code = "-" if ending.close_code is None else str(ending.close_code)
             self.log(
-                f"closed code={code} reason={ending.reason!r} after {seconds:.1f}s"
-                f" frames_in={self.frames_in} frames_out={self.frames_out}"
+                "closed",
+                code=ending.close_code,
+                reason=ending.reason,
+                seconds=round(trio.current_time() - started, 3),
+                frames_in=self.frames_in,
+                frames_out=self.frames_out,
             )
 
     async def _serve(self, handler: Handler) -> Ending:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write)
-                ending = await self._handle(handler)
+                ending: Ending | None = None
+                with self._handler_scope:
+                    try:
+                        ending = await self._handle(handler)
+                    finally:
+                        # This receiver is gone: wake any peer blocked sending
+                        # to it now, not when the writer is done.
+                        self.outbox.close()
                 nursery.cancel_scope.cancel()
-            return ending
         finally:
-            # The one closer of the outbox, run however the connection ends.
-            # Synchronous, so it runs under cancellation too (invariant 6).
             self._outbox_receive.close()
-            self.outbox.close()
+        if ending is None:  # cancelled by close()
+            assert self._closing is not None
+            return self._closing
+        return ending
 
     async def _handle(self, handler: Handler) -> Ending:
         try:
             await handler(self)
         except Disconnected:
-            return Ending.gone()
+            return GONE
         except ProtocolError as error:
             return Ending(error.code, error.reason)
         except Exception:
-            log.exception("conn=%d internal error %s", self.id, self.label or "")
+            log.exception("conn=%d internal error", self.id, extra={"conn": self.id})
             return Ending(CloseCode.INTERNAL_ERROR, "internal error")
         return Ending(CloseCode.NORMAL, "")
 
@@ -315,3 +362,10 @@ class Session:
         async for frame in self._outbox_receive:
             await self.websocket.send(frame)
             self.frames_out += 1
+
+
+def _show(value: object) -> str:
+    """A log field's text form: strings quoted (room names have spaces), None as -."""
+    if value is None:
+        return "-"
+    return repr(value) if isinstance(value, str) else str(value)

@@ -12,10 +12,10 @@ Hypercorn's own options (bind address, workers, TLS) stay Hypercorn's.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "DUORELAY_"
 
@@ -51,6 +51,57 @@ class Settings(BaseSettings):
         description="Frames that may wait for one receiver before its sender is back-pressured.",
     )
 
+    ping_interval: Annotated[float, Field(gt=0)] = Field(
+        default=20.0, description="Seconds between the server's pings to each client."
+    )
+    idle_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=60.0,
+        description="Seconds a client may send nothing (pongs count) before it is dropped.",
+    )
+    tcp_user_timeout: Annotated[float, Field(ge=0)] = Field(
+        default=30.0,
+        description="Seconds sent data may stay unacknowledged before the connection "
+        "is dropped (TCP_USER_TIMEOUT on the listening sockets; 0 leaves the "
+        "system default).",
+    )
+    allowed_origins: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(),
+        description="Comma-separated Origin values allowed to open a websocket; "
+        "empty allows any. A request without Origin (a bot) is always allowed.",
+    )
+    max_rate: Annotated[float, Field(gt=0)] = Field(
+        default=200.0,
+        description="Frames per second one connection may send on average (else 4429).",
+    )
+    max_burst: Annotated[int, Field(gt=0)] = Field(
+        default=400,
+        description="Frames one connection may send at once above max_rate.",
+    )
+    max_connections: Annotated[int, Field(gt=0)] = Field(
+        default=10_000,
+        description="Websocket connections one process holds; more get 4429.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: one readable line per event; json: one JSON object."
+    )
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _idle_longer_than_ping(self) -> Settings:
+        if self.idle_timeout <= self.ping_interval:
+            raise ValueError(
+                f"{ENV_PREFIX}IDLE_TIMEOUT ({self.idle_timeout:g}) must be longer than "
+                f"{ENV_PREFIX}PING_INTERVAL ({self.ping_interval:g}), or idle clients "
+                "are dropped between two pings"
+            )
+        return self
+
     @field_validator("static_dir")
     @classmethod
     def _static_dir_exists(cls, value: Path) -> Path:
@@ -74,6 +125,9 @@ def load_settings() -> Settings:
     except ValidationError as error:
         problems = []
         for item in error.errors():
+            if not item["loc"]:  # a rule across several settings names them itself
+                problems.append(item["msg"].removeprefix("Value error, "))
+                continue
             name = ENV_PREFIX + "_".join(str(part) for part in item["loc"]).upper()
             value = item.get("input")
             shown = value if isinstance(value, str) else str(value)

@@ -70,3 +70,13 @@ def too_big(frame: str | bytes, limit: int) -> bool:
     if isinstance(frame, bytes) or size > limit:
         return size > limit
     return size * 4 > limit and len(frame.encode()) > limit
+
+
+def payload_size(frame: str | bytes) -> int:
+    """A frame's payload size in bytes; text counts its UTF-8 length.
+
+    ``str.isascii`` is O(1) in CPython, so ASCII text costs no encode.
+    """
+    if isinstance(frame, bytes) or frame.isascii():
+        return len(frame)
+    return len(frame.encode())

@@ -1,0 +1,80 @@
+"""Counters of a relay process, exported in Prometheus text format.
+
+The hot path only adds to plain integers in :class:`Stats` (no lock, no label
+lookup per frame); :class:`StatsCollector` turns them into Prometheus metric
+families when ``GET /metrics`` is scraped, through prometheus-client's custom
+collector interface.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+@dataclass
+class Stats:
+    """Totals since the process started; gauges are read from the app at scrape time.
+
+    ``frames_dropped`` counts by reason: ``absent_peer`` (nobody held the other
+    seat, PROTOCOLS.md section 1 rule 5) and ``peer_left`` (the receiver left
+    while the frame waited for room in its outbox). ``closes`` counts the close
+    codes the server sent.
+    """
+
+    connections: int = 0
+    frames_relayed: int = 0
+    bytes_relayed: int = 0
+    frames_dropped: Counter[str] = field(default_factory=Counter)
+    closes: Counter[int] = field(default_factory=Counter)
+
+
+class StatsCollector(Collector):
+    """A prometheus-client collector over :class:`Stats` and two live gauges.
+
+    ``connections`` and ``rooms`` are called at each scrape and return the
+    number of live connections and rooms.
+    """
+
+    def __init__(
+        self, stats: Stats, connections: Callable[[], int], rooms: Callable[[], int]
+    ) -> None:
+        self._stats = stats
+        self._connections = connections
+        self._rooms = rooms
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        yield GaugeMetricFamily(
+            "duorelay_connections", "Open websocket connections.", value=self._connections()
+        )
+        yield GaugeMetricFamily("duorelay_rooms", "Live rooms.", value=self._rooms())
+        yield CounterMetricFamily(
+            "duorelay_connections_accepted",
+            "Websocket connections accepted.",
+            value=stats.connections,
+        )
+        yield CounterMetricFamily(
+            "duorelay_frames_relayed", "Frames delivered to a peer's outbox.", stats.frames_relayed
+        )
+        yield CounterMetricFamily(
+            "duorelay_bytes_relayed",
+            "Payload bytes of relayed frames (text: UTF-8 length).",
+            stats.bytes_relayed,
+        )
+        dropped = CounterMetricFamily(
+            "duorelay_frames_dropped", "Frames dropped, by reason.", labels=["reason"]
+        )
+        for reason in ("absent_peer", "peer_left"):
+            dropped.add_metric([reason], stats.frames_dropped[reason])
+        yield dropped
+        closes = CounterMetricFamily(
+            "duorelay_closes", "Close frames sent, by close code.", labels=["code"]
+        )
+        for code, count in sorted(stats.closes.items()):
+            closes.add_metric([str(code)], count)
+        yield closes
