@@ -9,9 +9,10 @@ included, is blocked and no socket has data ready.
 
 from __future__ import annotations
 
+import logging
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +22,7 @@ from typing import Any
 import h11
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 import wsproto
 import wsproto.events as ws_events
@@ -57,12 +59,14 @@ class Server:
         return f"http://{self.address}{path}"
 
     @asynccontextmanager
-    async def connect(self, path: str = "/ws") -> AsyncIterator[WebSocketConnection]:
+    async def connect(
+        self, path: str = "/ws", headers: list[tuple[bytes, bytes]] | None = None
+    ) -> AsyncIterator[WebSocketConnection]:
         """A trio-websocket client; its TCP stream is closed on exit however
         the websocket ended (trio-websocket leaves it open when the server
         closes first, and a ResourceWarning follows)."""
         async with trio.open_nursery() as nursery:
-            ws = await connect_websocket_url(nursery, self.url(path))
+            ws = await connect_websocket_url(nursery, self.url(path), extra_headers=headers)
             try:
                 yield ws
             finally:
@@ -101,6 +105,46 @@ async def start_server(nursery: trio.Nursery) -> StartServer:
 async def server(start_server: StartServer) -> Server:
     """A server with default settings."""
     return await start_server()  # type: ignore[no-any-return]
+
+
+class LogWatch(logging.Handler):
+    """Collects the ``duorelay`` logger's records; tasks can wait for one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self._lot.unpark_all()
+
+    def events(self, event: str, **fields: object) -> list[logging.LogRecord]:
+        """Records of ``event`` whose structured fields match ``fields``."""
+        return [
+            record
+            for record in self.records
+            if getattr(record, "event", None) == event
+            and all(getattr(record, key, None) == value for key, value in fields.items())
+        ]
+
+    async def wait_for(self, event: str, count: int = 1, **fields: object) -> logging.LogRecord:
+        """Wait until ``count`` records of ``event`` matching ``fields`` were logged."""
+        while len(found := self.events(event, **fields)) < count:
+            await self._lot.park()
+        return found[count - 1]
+
+
+@pytest.fixture
+def server_log() -> Iterator[LogWatch]:
+    """Every line the server logs during the test, as records."""
+    watch = LogWatch()
+    logger = logging.getLogger("duorelay")
+    logger.addHandler(watch)
+    try:
+        yield watch
+    finally:
+        logger.removeHandler(watch)
 
 
 async def closed_with(ws: WebSocketConnection) -> tuple[int, str | None]:

@@ -160,6 +160,13 @@ def _refuse(code: CloseCode, reason: str) -> Handler:
 _handler = logging.StreamHandler(sys.stderr)
 
 
+def log_formatter(log_format: str) -> logging.Formatter:
+    """The formatter of ``DUORELAY_LOG_FORMAT``: ``text`` or ``json``."""
+    if log_format == "json":
+        return JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    return logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT)
+
+
 def configure_logging(log_format: str = "text") -> None:
     """Send the ``duorelay`` logger's lines to stderr, as text or JSON.
 
@@ -171,10 +178,7 @@ def configure_logging(log_format: str = "text") -> None:
     logger = logging.getLogger("duorelay")
     if any(handler is not _handler for handler in logger.handlers):
         return
-    if log_format == "json":
-        _handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    else:
-        _handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    _handler.setFormatter(log_formatter(log_format))
     if _handler not in logger.handlers:
         logger.addHandler(_handler)
     logger.setLevel(logging.INFO)

@@ -190,10 +190,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m duorelay``; returns the process exit code."""
     args = parser().parse_args(argv)
-    from duorelay.app import create_app  # the app layer sits above this one
-
     try:
-        app = create_app()
+        # The app layer sits above this one; importing it creates the app
+        # from the environment, as for `hypercorn duorelay.app:app`.
+        from duorelay.app import app
     except SettingsError as error:
         print(f"duorelay: {error}", file=sys.stderr)
         return 2
