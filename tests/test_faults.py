@@ -9,7 +9,9 @@ from __future__ import annotations
 import gc
 import random
 import tracemalloc
+from contextlib import suppress
 
+import pytest
 import trio
 import wsproto.events as ws_events
 
@@ -66,6 +68,60 @@ async def test_receiver_that_stops_reading_is_dropped_and_frees_its_sender(
             await settle()
             await sender.send_message("after")
             assert await fresh.get_message() == "after"
+
+
+async def test_sender_held_back_by_a_frozen_receiver_loses_its_seat_when_it_resets(
+    start_server: StartServer, server_log: LogWatch
+) -> None:
+    """A sender blocked on a receiver that stopped reading cannot see its own
+    reset (its socket is not read); once the frozen receiver is dropped by the
+    idle timeout (rule 10), the sender's reader goes on, sees the reset and
+    frees seat 0 (rules 7, 9)."""
+    server = await start_server(outbox_size=2, **QUICK_DEAD_PEERS, **NO_RATE_LIMIT)
+    frozen = await RawClient.open(server)
+    sender = await RawClient.open(server)
+    async with frozen.stream:
+        await frozen.send("* stuck_1")
+        await sender.send("* stuck_0")
+        await settle()
+        async with trio.open_nursery() as nursery:
+
+            async def flood() -> None:
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    for _ in range(400):
+                        await sender.send(bytes(65536))
+
+            nursery.start_soon(flood)
+            await settle()  # the sender is held back
+            sender.reset()
+        await server_log.wait_for("closed", seat=1)
+        await server_log.wait_for("closed", seat=0)
+    async with server.join("stuck", 0) as again:
+        await again.send_message("mine again")
+        await settle()
+        room = server.app.rooms.get("default", "stuck")
+        assert room is not None and room.holders[0] is not None
+
+
+async def test_client_flooding_after_its_close_leaves_nothing_stuck(
+    server: Server, server_log: LogWatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the server closed a connection (here: a bad join) it reads until the
+    client is quiet, so Hypercorn's reader never blocks on a queue nobody reads."""
+    monkeypatch.setattr("duorelay.session.CLOSE_TIMEOUT", 0.2)
+    client = await RawClient.open(server)
+    async with client.stream:
+        await client.send("not a join")
+        for _ in range(20_000):  # reading these takes the server longer than 0.2 s
+            await client.send(bytes(1024))
+        closed = await server_log.wait_for("closed", code=4400)
+        assert closed.reason.startswith("bad join")
+        await settle()
+        assert not _tasks_in("_handle_events")
+        client.reset()
+    await settle()
+    assert not _tasks_in("_handle_events")
+    assert not server.app.sessions
 
 
 async def test_flood_into_a_receiver_that_does_not_read_stays_bounded(
@@ -197,6 +253,24 @@ def _duorelay_memory() -> int:
         [tracemalloc.Filter(True, "*/duorelay/*")]
     )
     return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+def _tasks_in(function: str) -> list[trio.lowlevel.Task]:
+    """Tasks whose current await chain passes through ``function``."""
+    found = []
+    todo = [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        assert task is not None
+        coro: object = task.coro
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None)
+            if frame is not None and frame.f_code.co_name == function:
+                found.append(task)
+            coro = getattr(coro, "cr_await", None)
+        for nursery in task.child_nurseries:
+            todo.extend(nursery.child_tasks)
+    return found
 
 
 def _task_names() -> list[str]:

@@ -129,12 +129,13 @@ async def test_rooms_and_namespaces_are_isolated(server: Server) -> None:
         assert await a1.get_message() == "for a1"
         assert await c1.get_message() == "for c1"
         assert await a0.get_message() == "for a0"
-        await settle()
-        # Nothing else reached anyone: b1 is alone in its room.
-        for ws in (a0, a1, b1, c0, c1):
-            with trio.move_on_after(0) as idle:
-                await ws.get_message()
-            assert idle.cancelled_caught
+        # Nothing else reached anyone: a marker sent now through each room is
+        # the next frame its peer receives; b1's room gets a peer only now.
+        async with server.join("other", 0) as b0:
+            await settle()
+            for sender, receiver in ((a0, a1), (a1, a0), (b0, b1), (c0, c1), (c1, c0)):
+                await sender.send_message("marker")
+                assert await receiver.get_message() == "marker"
     assert len(server.app.rooms) == 0
 
 
@@ -193,6 +194,34 @@ async def test_frames_sent_right_before_close_all_arrive(start_server: StartServ
             # receiver has not read anything yet.
         received = [await receiver.get_message() for _ in range(500)]
         assert received == [f"frame {n}" for n in range(500)]
+
+
+async def test_close_queued_behind_held_back_frames_loses_nothing(
+    start_server: StartServer,
+) -> None:
+    """The sender's close frame waits behind frames its reader is held back on
+    (a slow receiver): every frame still arrives, then the seat is freed."""
+    server = await start_server(outbox_size=2, **NO_RATE_LIMIT)
+    count = 200
+    async with server.join("held", 1) as receiver:
+        sender = await RawClient.open(server)
+        async with sender.stream, trio.open_nursery() as nursery:
+            await sender.send("* held_0")
+            await settle()
+
+            async def send_then_close() -> None:
+                for n in range(count):
+                    await sender.send(n.to_bytes(4, "big") + bytes(65532))
+                await sender._send(ws_events.CloseConnection(code=1000))
+
+            nursery.start_soon(send_then_close)
+            await settle()  # the sender is held back: nothing read by the receiver yet
+            frames = [await receiver.get_message() for _ in range(count)]
+        received = [int.from_bytes(frame[:4], "big") for frame in frames]
+        assert received == list(range(count))
+        await settle()
+        room = server.app.rooms.get("default", "held")
+        assert room is not None and room.holders[0] is None
 
 
 async def test_frames_sent_right_before_tcp_reset_all_arrive(server: Server) -> None:

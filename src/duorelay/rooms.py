@@ -27,14 +27,18 @@ class SeatTaken(Exception):
     """The seat is held by a live connection (rule 3: the newcomer gets 4409)."""
 
 
+SEATS = 2
+"""Seats of a room: 0 and 1 (PROTOCOLS.md section 1)."""
+
+
 class Room(Generic[Outbox]):
-    """The seats of one room; ``holders[i]`` is the :class:`Seat` holding seat i."""
+    """The two seats of one room; ``holders[i]`` is the :class:`Seat` holding seat i."""
 
     __slots__ = ("holders", "key")
 
-    def __init__(self, key: RoomKey, seats: int) -> None:
+    def __init__(self, key: RoomKey) -> None:
         self.key = key
-        self.holders: list[Seat[Outbox] | None] = [None] * seats
+        self.holders: list[Seat[Outbox] | None] = [None] * SEATS
 
     def is_empty(self) -> bool:
         return all(holder is None for holder in self.holders)
@@ -59,7 +63,7 @@ class Seat(Generic[Outbox]):
         return self.room.holders[self.index] is self
 
     def peer(self) -> Outbox | None:
-        """The outbox of the other seat of a two-seat room, or ``None`` if it is empty.
+        """The outbox of the other seat, or ``None`` if it is empty.
 
         Looked up for every frame, so a frame goes to whoever holds the other
         seat at the moment it is relayed, never to an earlier or later holder.
@@ -71,8 +75,7 @@ class Seat(Generic[Outbox]):
 class Registry(Generic[Outbox]):
     """All live rooms of a process, keyed by ``(namespace, room)``."""
 
-    def __init__(self, seats: int = 2) -> None:
-        self.seats = seats
+    def __init__(self) -> None:
         self._rooms: dict[RoomKey, Room[Outbox]] = {}
 
     def __len__(self) -> int:
@@ -90,12 +93,12 @@ class Registry(Generic[Outbox]):
         seat is held; the holder is not disturbed (rule 3). Raises
         :class:`IndexError` for a seat number the room does not have.
         """
-        if not 0 <= index < self.seats:
-            raise IndexError(f"seat {index} is not in 0..{self.seats - 1}")
+        if not 0 <= index < SEATS:
+            raise IndexError(f"seat {index} is not 0 or 1")
         key = (namespace, room)
         found = self._rooms.get(key)
         if found is None:
-            found = self._rooms[key] = Room(key, self.seats)
+            found = self._rooms[key] = Room(key)
         elif found.holders[index] is not None:
             raise SeatTaken(f"seat {index} of room {room!r} is taken")
         seat = Seat(found, index, outbox)

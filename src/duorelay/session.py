@@ -78,8 +78,8 @@ Outbox: TypeAlias = trio.MemorySendChannel[Frame]
 """The send end of a connection's outbox, as lent to the room registry."""
 
 CLOSE_TIMEOUT = 5.0
-"""Seconds to wait for the client's side of the close handshake (RFC 6455
-section 7.1.1) after the server sent its close frame."""
+"""Seconds of silence after which the server stops waiting for the client's
+side of the close handshake (RFC 6455 section 7.1.1) once it sent its own."""
 
 _connection_ids = itertools.count(1)
 
@@ -173,17 +173,22 @@ class WebSocket:
         }
         await self._send(close)
 
-    async def drain(self) -> None:
-        """Read and drop frames until the client's side of the websocket is gone.
+    async def drain(self, quiet: float) -> None:
+        """Read and drop frames until the client is gone or silent for ``quiet`` seconds.
 
-        Hypercorn blocks its socket reader while its queue to the app is full,
-        so an app that stops reading before the disconnect would leave that
-        connection stuck; this is the last reader of every connection.
+        Hypercorn's socket reader blocks, for good, on its full queue to an app
+        that no longer reads, even after the socket is closed; so the app must
+        not stop reading while the client still sends. Each frame restarts the
+        ``quiet`` period, so a client that keeps sending keeps being read (it
+        costs reading, not memory).
         """
         while True:
-            try:
-                await self.receive()
-            except Disconnected:
+            with trio.move_on_after(quiet) as silence:
+                try:
+                    await self.receive()
+                except Disconnected:
+                    return
+            if silence.cancelled_caught:
                 return
 
 
@@ -293,8 +298,10 @@ class Session:
 
         Returns when the connection is over: every task of it has ended, its
         outbox is closed, and (unless the client was already gone) a close
-        frame was sent and the client's side of the close awaited for at most
-        :data:`CLOSE_TIMEOUT` seconds. Never raises but ``trio.Cancelled``.
+        frame was sent and the client's side of the close awaited (see
+        :meth:`WebSocket.drain`). Raises nothing of its own; cancelled from
+        outside, it raises ``trio.Cancelled`` (possibly in a
+        ``BaseExceptionGroup``) after its ``finally`` blocks ran.
         """
         started = trio.current_time()
         ending = CANCELLED
@@ -308,8 +315,7 @@ class Session:
             if ending.close_code is not None:
                 await self.websocket.close(ending.close_code, ending.reason)
                 self.stats.closes[ending.close_code] += 1
-                with trio.move_on_after(CLOSE_TIMEOUT):
-                    await self.websocket.drain()
+                await self.websocket.drain(CLOSE_TIMEOUT)
         finally:
             self.log(
                 "closed",

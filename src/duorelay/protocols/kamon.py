@@ -16,9 +16,6 @@ from duorelay.protocols import CloseCode, ProtocolError
 DEFAULT_NAMESPACE = "default"
 """The namespace of the bare ``/ws`` endpoint (PROTOCOLS.md section 1, rule 1)."""
 
-SEATS = 2
-"""Seats per room: 0 (the host, by the original server's convention) and 1."""
-
 MAX_ROOM_LENGTH = 128
 """Longest room name, in characters (code points), rule 2."""
 
