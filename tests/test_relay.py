@@ -317,7 +317,7 @@ async def test_sender_blocked_on_a_leaving_receiver_goes_on(start_server: StartS
             assert sent < count
             room = server.app.rooms.get("default", "slow")
             assert room is not None and room.holders[1] is not None
-            assert room.holders[1].outbox.statistics().current_buffer_used == outbox_size
+            assert room.holders[1].member.outbox.statistics().current_buffer_used == outbox_size
             slow.reset()
         # The sender was freed: every frame was read, those for the empty
         # seat dropped (rule 5).

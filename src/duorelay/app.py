@@ -11,9 +11,11 @@ HTTP requests are Quart's: ``GET /`` is ``index.html`` of the static folder,
 ``/static/<path>`` its files (404 for a missing file or a path escaping the
 folder), ``GET /healthz`` a JSON summary and ``GET /metrics`` Prometheus
 metrics. Websocket upgrades on a relay endpoint (``/ws``, ``/ws/{namespace}``)
-are handed, as raw ASGI, to a :class:`~duorelay.session.Session`; any other
-websocket path goes to Quart, which has no websocket route and refuses it
-(HTTP 404).
+and WMBP paths (``/CREATE``, ``/{CODE}``) are handed, as raw ASGI, to a
+:class:`~duorelay.session.Session`; any other websocket path goes to Quart,
+which has no websocket route and refuses it (HTTP 404). ``GET /{CODE}`` tells
+whether a WMBP room exists. The paths above keep priority over 4-letter codes:
+``/CREATE`` and every 4-character path are reserved for WMBP.
 """
 
 from __future__ import annotations
@@ -30,13 +32,14 @@ from pythonjsonlogger.json import JsonFormatter
 from quart import Response, send_from_directory
 from quart_trio import QuartTrio
 
-from duorelay import kamon
+from duorelay import kamon, wmbp
 from duorelay.metrics import Stats, StatsCollector
 from duorelay.protocols import CloseCode, ProtocolError
+from duorelay.protocols import wmbp as wmbp_protocol
 from duorelay.protocols.kamon import namespace_for_path
 from duorelay.rooms import Registry
 from duorelay.server import set_tcp_user_timeout_on_listeners
-from duorelay.session import Handler, Outbox, Session, WebSocket
+from duorelay.session import Handler, Session, WebSocket
 from duorelay.settings import Settings, load_settings
 
 LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
@@ -57,7 +60,7 @@ class DuoRelay(QuartTrio):
         static_dir = settings.static_dir.resolve()
         super().__init__(__name__, static_folder=str(static_dir), static_url_path="/static")
         self.settings = settings
-        self.rooms: Registry[Outbox] = Registry()
+        self.rooms: Registry[Session] = Registry()
         self.sessions: set[Session] = set()
         self.stats = Stats()
         self.shutting_down = False
@@ -69,6 +72,7 @@ class DuoRelay(QuartTrio):
         self.add_url_rule("/", "index", self._index)
         self.add_url_rule("/healthz", "healthz", self._healthz)
         self.add_url_rule("/metrics", "metrics", self._metrics)
+        self.add_url_rule("/<string(length=4):code>", "wmbp_room", self._wmbp_room)
         self.before_serving(self._set_socket_options)
 
     async def _index(self) -> Response:
@@ -88,6 +92,17 @@ class DuoRelay(QuartTrio):
         """``GET /metrics``: Prometheus text format (see :mod:`duorelay.metrics`)."""
         return Response(generate_latest(self.metrics), content_type=CONTENT_TYPE_LATEST)
 
+    async def _wmbp_room(self, code: str) -> Response:
+        """``GET /{CODE}``: 200 with the WMBP room's name, or 404 ``Game not found``
+        (PROTOCOLS.md section 2), readable from any origin."""
+        room = self.rooms.find(code)
+        if room is None:
+            response = Response("Game not found", status=404, content_type="text/plain")
+        else:
+            response = Response(room.name, content_type="text/plain")
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
     async def _set_socket_options(self) -> None:
         count = set_tcp_user_timeout_on_listeners(self.settings.tcp_user_timeout)
         if count:
@@ -102,14 +117,28 @@ class DuoRelay(QuartTrio):
     ) -> None:
         """Route a relay websocket to its session; everything else to Quart."""
         if scope["type"] == "websocket":
-            namespace = namespace_for_path(scope["path"])
-            if namespace is not None:
-                handler = self._refusal(scope) or partial(
-                    kamon.relay, namespace=namespace, rooms=self.rooms
-                )
+            handler = self._websocket_handler(scope["path"])
+            if handler is not None:
+                handler = self._refusal(scope) or handler
                 await self._run_session(WebSocket(scope, receive, send), handler)
                 return
         await super().asgi_app(scope, receive, send)
+
+    def _websocket_handler(self, path: str) -> Handler | None:
+        """The handler of a websocket path, or None (Quart refuses it: 404).
+
+        ``/ws`` and ``/ws/{namespace}``: Kamon relay. ``/CREATE``: a WMBP host.
+        ``/{CODE}``, any 4 characters: a WMBP client.
+        """
+        namespace = namespace_for_path(path)
+        if namespace is not None:
+            return partial(kamon.relay, namespace=namespace, rooms=self.rooms)
+        if path == wmbp_protocol.CREATE_PATH:
+            return partial(wmbp.host, rooms=self.rooms)
+        code = wmbp_protocol.code_for_path(path)
+        if code is not None:
+            return partial(wmbp.client, rooms=self.rooms, code=code)
+        return None
 
     async def _run_session(self, websocket: WebSocket, handler: Handler) -> None:
         session = Session(websocket, self.settings, self.stats)

@@ -20,10 +20,10 @@ import trio
 from duorelay.protocols import CloseCode, ProtocolError, payload_size
 from duorelay.protocols.kamon import parse_join
 from duorelay.rooms import Registry, SeatTaken
-from duorelay.session import Outbox, Session
+from duorelay.session import Session
 
 
-async def relay(session: Session, namespace: str, rooms: Registry[Outbox]) -> None:
+async def relay(session: Session, namespace: str, rooms: Registry[Session]) -> None:
     """Serve one Kamon connection of ``namespace`` until it ends.
 
     Close codes, raised as :class:`~duorelay.protocols.ProtocolError`: 4408 if
@@ -42,7 +42,7 @@ async def relay(session: Session, namespace: str, rooms: Registry[Outbox]) -> No
         )
     session.where = {"ns": namespace, "room": join.room, "seat": join.seat}
     try:
-        seat = rooms.claim(namespace, join.room, join.seat, session.outbox)
+        seat = rooms.claim(namespace, join.room, join.seat, session)
     except SeatTaken:
         raise ProtocolError(
             CloseCode.CONFLICT, f"seat {join.seat} of this room is already taken"
@@ -58,7 +58,7 @@ async def relay(session: Session, namespace: str, rooms: Registry[Outbox]) -> No
                 stats.frames_dropped["absent_peer"] += 1
                 continue
             try:
-                await peer.send(frame)
+                await peer.outbox.send(frame)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 # The receiver left while we waited for room in its outbox.
                 stats.frames_dropped["peer_left"] += 1

@@ -3,10 +3,14 @@
 No websockets, no tasks, no awaiting: every method is synchronous, so a
 session can release its seat in a ``finally`` block even while it is being
 cancelled (ARCHITECTURE.md, invariant 6). The registry is generic over the
-*outbox* type: the session layer lends each seat the send end of its bounded
-memory channel; tests can lend anything.
+*member* type, what holds a seat or a place in a room: the app puts its
+sessions there (a peer's frames go to ``member.outbox``); tests put anything.
 
-A room exists while at least one of its seats is held: it is created by the
+Two kinds of room share the registry: two-seat rooms of the Kamon relay
+(:class:`Room`, keyed by namespace and name) and host rooms of WMBP
+(:class:`HostRoom`, keyed by a drawn code).
+
+A two-seat room exists while at least one of its seats is held: it is created by the
 first :meth:`Registry.claim` and removed by the :meth:`Registry.release` that
 empties it, so a room with both seats empty leaves no trace (PROTOCOLS.md
 section 1, rule 7).
@@ -14,13 +18,22 @@ section 1, rule 7).
 
 from __future__ import annotations
 
+import secrets
 from typing import Generic, TypeVar
 
-Outbox = TypeVar("Outbox")
+Member = TypeVar("Member")
 
 RoomKey = tuple[str, str]
 """A room's identity: ``(namespace, room name)``; rooms of different namespaces
 never meet (rule 1)."""
+
+
+CODE_LENGTH = 4
+CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""Host room codes are 4 letters A-Z (PROTOCOLS.md section 2, "Room codes")."""
+
+CODE_DRAWS = 100
+"""Random draws before :meth:`Registry.register` gives up on finding a free code."""
 
 
 class SeatTaken(Exception):
@@ -31,63 +44,91 @@ SEATS = 2
 """Seats of a room: 0 and 1 (PROTOCOLS.md section 1)."""
 
 
-class Room(Generic[Outbox]):
+class Room(Generic[Member]):
     """The two seats of one room; ``holders[i]`` is the :class:`Seat` holding seat i."""
 
     __slots__ = ("holders", "key")
 
     def __init__(self, key: RoomKey) -> None:
         self.key = key
-        self.holders: list[Seat[Outbox] | None] = [None] * SEATS
+        self.holders: list[Seat[Member] | None] = [None] * SEATS
 
     def is_empty(self) -> bool:
         return all(holder is None for holder in self.holders)
 
 
-class Seat(Generic[Outbox]):
+class Seat(Generic[Member]):
     """A held seat: the handle :meth:`Registry.claim` gives to the seat's session.
 
-    ``outbox`` is where frames for this seat's connection go.
+    ``member`` is the connection holding the seat (a session, for the app).
     """
 
-    __slots__ = ("index", "outbox", "room")
+    __slots__ = ("index", "member", "room")
 
-    def __init__(self, room: Room[Outbox], index: int, outbox: Outbox) -> None:
+    def __init__(self, room: Room[Member], index: int, member: Member) -> None:
         self.room = room
         self.index = index
-        self.outbox = outbox
+        self.member = member
 
     @property
     def is_held(self) -> bool:
         """False once :meth:`Registry.release` has freed this seat."""
         return self.room.holders[self.index] is self
 
-    def peer(self) -> Outbox | None:
-        """The outbox of the other seat, or ``None`` if it is empty.
+    def peer(self) -> Member | None:
+        """The member holding the other seat, or ``None`` if it is empty.
 
         Looked up for every frame, so a frame goes to whoever holds the other
         seat at the moment it is relayed, never to an earlier or later holder.
         """
         other = self.room.holders[1 - self.index]
-        return None if other is None else other.outbox
+        return None if other is None else other.member
 
 
-class Registry(Generic[Outbox]):
-    """All live rooms of a process, keyed by ``(namespace, room)``."""
+class Registry(Generic[Member]):
+    """All live rooms of a process: two-seat rooms keyed by ``(namespace, room)``
+    and registered host rooms keyed by their code."""
 
     def __init__(self) -> None:
-        self._rooms: dict[RoomKey, Room[Outbox]] = {}
+        self._rooms: dict[RoomKey, Room[Member]] = {}
+        self._host_rooms: dict[str, HostRoom[Member]] = {}
 
     def __len__(self) -> int:
-        """The number of live rooms."""
-        return len(self._rooms)
+        """The number of live rooms of both kinds."""
+        return len(self._rooms) + len(self._host_rooms)
 
-    def get(self, namespace: str, room: str) -> Room[Outbox] | None:
+    def register(self, room: HostRoom[Member], max_rooms: int) -> str:
+        """Give ``room`` a fresh code and make it findable; returns the code.
+
+        Codes are 4 letters A-Z drawn with :mod:`secrets`, unique among live
+        host rooms. Raises :class:`NoFreeCode` when ``max_rooms`` host rooms
+        are live or no unused code turned up in :data:`CODE_DRAWS` draws.
+        """
+        if len(self._host_rooms) >= max_rooms:
+            raise NoFreeCode(f"the server holds its maximum of {max_rooms} rooms")
+        for _ in range(CODE_DRAWS):
+            code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+            if code not in self._host_rooms:
+                room.code = code
+                self._host_rooms[code] = room
+                return code
+        raise NoFreeCode("no free room code")
+
+    def find(self, code: str) -> HostRoom[Member] | None:
+        """The live host room with ``code`` (case-sensitive), or ``None``."""
+        return self._host_rooms.get(code)
+
+    def unregister(self, room: HostRoom[Member]) -> None:
+        """Free ``room``'s code at once; idempotent."""
+        if room.code is not None and self._host_rooms.get(room.code) is room:
+            del self._host_rooms[room.code]
+
+    def get(self, namespace: str, room: str) -> Room[Member] | None:
         """The live room ``room`` of ``namespace``, or ``None``."""
         return self._rooms.get((namespace, room))
 
-    def claim(self, namespace: str, room: str, index: int, outbox: Outbox) -> Seat[Outbox]:
-        """Take seat ``index`` of ``room`` in ``namespace`` for ``outbox``.
+    def claim(self, namespace: str, room: str, index: int, member: Member) -> Seat[Member]:
+        """Take seat ``index`` of ``room`` in ``namespace`` for ``member``.
 
         Creates the room if it does not exist. Raises :class:`SeatTaken` if the
         seat is held; the holder is not disturbed (rule 3). Raises
@@ -101,11 +142,11 @@ class Registry(Generic[Outbox]):
             found = self._rooms[key] = Room(key)
         elif found.holders[index] is not None:
             raise SeatTaken(f"seat {index} of room {room!r} is taken")
-        seat = Seat(found, index, outbox)
+        seat = Seat(found, index, member)
         found.holders[index] = seat
         return seat
 
-    def release(self, seat: Seat[Outbox]) -> None:
+    def release(self, seat: Seat[Member]) -> None:
         """Free ``seat`` at once, and its room if that was the last seat held.
 
         Idempotent: releasing a seat twice, or a seat already taken over, does
@@ -117,3 +158,100 @@ class Registry(Generic[Outbox]):
         room.holders[seat.index] = None
         if room.is_empty() and self._rooms.get(room.key) is room:
             del self._rooms[room.key]
+
+
+class RoomLocked(Exception):
+    """The host room is full, not yet prepared, or started (section 2: 4423)."""
+
+
+class NoFreeCode(Exception):
+    """No room code could be drawn, or the rooms cap is reached (section 2: 4429)."""
+
+
+class HostRoom(Generic[Member]):
+    """A WMBP room: one host and numbered clients (PROTOCOLS.md section 2).
+
+    ``code`` is ``None`` until :meth:`Registry.register` (the host's first
+    ``prepare``). ``clients`` maps player ids (positive, never reused in the
+    room) to members, in joining order. ``accepting`` is true from the first
+    ``prepare`` until ``start``.
+
+    A client leaves the room in one of three ways, each reported to the host
+    once: it goes away (:meth:`leave`, reported then); it is kicked
+    (:meth:`kick`: out of ``clients`` at once, reported by :meth:`leave` when
+    its socket is gone); it is dropped for being too slow (:meth:`drop`,
+    reported at once by the caller, never again).
+    """
+
+    __slots__ = (
+        "_kicked",
+        "_next_id",
+        "accepting",
+        "clients",
+        "code",
+        "host",
+        "max_players",
+        "name",
+        "started",
+    )
+
+    def __init__(self, host: Member) -> None:
+        self.host = host
+        self.code: str | None = None
+        self.name = ""
+        self.max_players = 0
+        self.accepting = False
+        self.started = False
+        self.clients: dict[int, Member] = {}
+        self._kicked: set[int] = set()
+        self._next_id = 1
+
+    @property
+    def accept_conns(self) -> bool:
+        """Whether a client connecting now would join (``state.accept_conns``)."""
+        return self.accepting and len(self.clients) < self.max_players
+
+    def prepare(self, max_players: int, name: str) -> None:
+        """Apply the first ``prepare``; accepting starts unless ``start`` came first."""
+        self.max_players = max_players
+        self.name = name
+        self.accepting = not self.started
+
+    def start(self) -> None:
+        """Stop accepting new clients, for good."""
+        self.started = True
+        self.accepting = False
+
+    def join(self, member: Member) -> int:
+        """Add a client; returns its new player id. Raises :class:`RoomLocked`."""
+        if not self.accept_conns:
+            raise RoomLocked
+        player = self._next_id
+        self._next_id += 1
+        self.clients[player] = member
+        return player
+
+    def kick(self, player: int) -> Member | None:
+        """Take ``player`` out of the room now; its leave is reported later."""
+        member = self.clients.pop(player, None)
+        if member is not None:
+            self._kicked.add(player)
+        return member
+
+    def drop(self, player: int) -> Member | None:
+        """Take ``player`` out of the room now; the caller reports its leave."""
+        return self.clients.pop(player, None)
+
+    def leave(self, player: int) -> bool:
+        """``player``'s connection is gone: whether to tell the host (``player_left``)."""
+        if player in self._kicked:
+            self._kicked.discard(player)
+            return True
+        return self.clients.pop(player, None) is not None
+
+    def close(self) -> list[Member]:
+        """The host is gone: empty the room; returns every client still connected."""
+        members = list(self.clients.values())
+        self.clients.clear()
+        self._kicked.clear()
+        return members

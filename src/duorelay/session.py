@@ -17,7 +17,8 @@ Task tree of one connection::
 Channels: each session owns exactly one memory channel pair, its outbox, of
 ``outbox_size`` frames. The receive end belongs to the writer; the send end,
 :attr:`Session.outbox`, is lent to the room registry so peers can address this
-connection. The session closes the send end the moment its handler ends, before
+connection (the registry holds sessions; peers use ``session.outbox``). The
+session closes the send end the moment its handler ends, before
 waiting for the writer (which may be stuck in a send to a dead client): that is
 how a peer blocked sending to it learns at once that this receiver is gone
 (``trio.ClosedResourceError``). The receive end is closed when the writer is
@@ -75,7 +76,7 @@ Frame: TypeAlias = str | bytes
 """A websocket message: ``str`` for a text frame, ``bytes`` for a binary one."""
 
 Outbox: TypeAlias = trio.MemorySendChannel[Frame]
-"""The send end of a connection's outbox, as lent to the room registry."""
+"""The send end of a connection's outbox (:attr:`Session.outbox`)."""
 
 CLOSE_TIMEOUT = 5.0
 """Seconds of silence after which the server stops waiting for the client's
@@ -240,21 +241,26 @@ class Session:
         self._rate = TokenBucket(settings.max_rate, settings.max_burst, trio.current_time())
         self._handler_scope = trio.CancelScope()
         self._closing: Ending | None = None
+        self._flush = False
         outbox, self._outbox_receive = trio.open_memory_channel[Frame](settings.outbox_size)
         self.outbox: Outbox = outbox
         """The send end of this connection's outbox (bounded by ``outbox_size``),
-        lent to the room registry. Closed when the handler ends."""
+        where other connections' handlers put frames for this client. Closed
+        when the handler ends."""
 
-    def close(self, code: int, reason: str) -> None:
+    def close(self, code: int, reason: str, *, flush: bool = False) -> None:
         """End this connection with close frame ``code`` and ``reason``.
 
-        Callable from any task; returns at once. The handler is cancelled (its
-        seat released by its ``finally``), then :meth:`run` sends the close
-        frame. The first call wins; a call after the connection ended does
-        nothing.
+        Callable from any task; returns at once. The handler is cancelled (what
+        it claimed is released by its ``finally``) and no frame is accepted
+        into the outbox any more. With ``flush``, the frames already in the
+        outbox are sent first (for at most :data:`CLOSE_TIMEOUT` seconds);
+        without, they are dropped. Then :meth:`run` sends the close frame. The
+        first call wins; a call after the connection ended does nothing.
         """
         if self._closing is None:
             self._closing = Ending(code, clip_reason(reason))
+            self._flush = flush
         self._handler_scope.cancel()
 
     async def receive(self) -> Frame:
@@ -338,7 +344,11 @@ class Session:
                         # This receiver is gone: wake any peer blocked sending
                         # to it now, not when the writer is done.
                         self.outbox.close()
-                nursery.cancel_scope.cancel()
+                if ending is None and self._flush:
+                    # The writer ends by itself once the outbox is empty.
+                    nursery.cancel_scope.deadline = trio.current_time() + CLOSE_TIMEOUT
+                else:
+                    nursery.cancel_scope.cancel()
         finally:
             self._outbox_receive.close()
         if ending is None:  # cancelled by close()

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
         default=10_000,
         description="Websocket connections one process holds; more get 4429.",
     )
+    wmbp_max_players: Annotated[int, Field(ge=0)] = Field(
+        default=64,
+        description="Largest max_players a WMBP host may prepare a room for.",
+    )
+    wmbp_max_rooms: Annotated[int, Field(gt=0)] = Field(
+        default=10_000,
+        description="WMBP rooms one process holds; a host preparing one more gets 4429.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: one readable line per event; json: one JSON object."
     )
