@@ -2,24 +2,31 @@
 
 Default sessions: tests on Python 3.11 and 3.13 (pip resolves quart-trio 0.12 with
 Quart 0.22 on 3.11 and quart-trio 0.13 with Quart 0.23 on 3.13), ruff (lint and
-format check) and mypy (strict) on ``src/``.
+format check), mypy (strict) on ``src/``, and e2e: the browser tests in ``tests/e2e``
+(Playwright driving Debian's Chromium at /usr/bin/chromium against the real server).
 """
+
+import os
+from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "e2e"]
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHONS = ["3.11", "3.13"]
+# Playwright's own browser download is not used (nor reachable): the e2e tests
+# launch this Chromium, Debian's package `chromium`.
+CHROMIUM = os.environ.get("DUORELAY_E2E_CHROMIUM", "/usr/bin/chromium")
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite against a real Hypercorn server."""
+    """Run the test suite against a real Hypercorn server (browser tests: see e2e)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "--ignore=tests/e2e", *session.posargs)
 
 
 @nox.session(python="3.11")
@@ -35,3 +42,42 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
     session.install("-e", ".[test]", "mypy>=1.13")
     session.run("mypy", "src")
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@nox.session(python="3.11")
+def e2e(session: nox.Session) -> None:
+    """Browser tests: two Chromium players against ``python -m duorelay``, plus axe-core.
+
+    Needs Chromium at /usr/bin/chromium (``apt-get install chromium``; .ci/run does
+    it) or at $DUORELAY_E2E_CHROMIUM. Without it: fails in CI ($CI set), skips
+    elsewhere. Screenshots and the server log go to test-artifacts/e2e/.
+    """
+    if not Path(CHROMIUM).is_file():
+        msg = (
+            f"e2e: no Chromium at {CHROMIUM}. Install Debian's package "
+            "(apt-get install chromium) or set DUORELAY_E2E_CHROMIUM"
+        )
+        if _ci():
+            session.error(msg)
+        session.skip(msg)
+    session.install(
+        "-e",
+        ".",
+        "pytest>=8.3",
+        "pytest-trio>=0.8",  # pyproject.toml sets trio_mode for every pytest run
+        "playwright>=1.45",
+        "axe-playwright-python>=0.1.4",  # bundles axe-core's axe.min.js
+    )
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    session.run(
+        "pytest",
+        "tests/e2e",
+        # The e2e tests need none of tests/conftest.py (nor its test-only imports).
+        "--confcutdir=tests/e2e",
+        *session.posargs,
+        env={"DUORELAY_E2E_CHROMIUM": CHROMIUM},
+    )
