@@ -229,3 +229,52 @@ async def http_get(server: Server, raw_path: str) -> tuple[int, dict[str, str], 
                 body += event.data
             elif isinstance(event, h11.EndOfMessage):
                 return status, headers, body
+
+
+class Flood:
+    """Sends ``count`` binary frames of 64 KiB from ``ws``; ``sent`` counts the
+    frames handed to the socket. Start :meth:`run` in a nursery."""
+
+    def __init__(self, ws: WebSocketConnection, count: int = 400) -> None:
+        self.ws = ws
+        self.count = count
+        self.sent = 0
+
+    async def run(self) -> None:
+        for _ in range(self.count):
+            await self.ws.send_message(bytes(65536))
+            self.sent += 1
+
+    @property
+    def done(self) -> bool:
+        return self.sent == self.count
+
+
+def all_tasks() -> list[trio.lowlevel.Task]:
+    """Every task of this trio run, the server's included."""
+    tasks: list[trio.lowlevel.Task] = []
+    todo = [trio.lowlevel.current_root_task()]
+    while todo:
+        task = todo.pop()
+        assert task is not None
+        tasks.append(task)
+        for nursery in task.child_nurseries:
+            todo.extend(nursery.child_tasks)
+    return tasks
+
+
+def task_names() -> list[str]:
+    return sorted(task.name for task in all_tasks())
+
+
+def tasks_in(function: str) -> list[trio.lowlevel.Task]:
+    """Tasks whose current await chain passes through ``function``."""
+    found = []
+    for task in all_tasks():
+        coro: object = task.coro
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None)
+            if frame is not None and frame.f_code.co_name == function:
+                found.append(task)
+            coro = getattr(coro, "cr_await", None)
+    return found

@@ -15,7 +15,17 @@ import pytest
 import trio
 import wsproto.events as ws_events
 
-from conftest import LogWatch, RawClient, Server, StartServer, closed_with, settle
+from conftest import (
+    Flood,
+    LogWatch,
+    RawClient,
+    Server,
+    StartServer,
+    closed_with,
+    settle,
+    task_names,
+    tasks_in,
+)
 
 NO_RATE_LIMIT = {"max_rate": 1e9, "max_burst": 10**9}
 QUICK_DEAD_PEERS = {"ping_interval": 0.05, "idle_timeout": 0.3, "tcp_user_timeout": 0.5}
@@ -50,20 +60,13 @@ async def test_receiver_that_stops_reading_is_dropped_and_frees_its_sender(
         async with frozen.stream:
             await frozen.send("* frozen_1")
             await settle()
-            sent = 0
-
-            async def flood() -> None:
-                nonlocal sent
-                for _ in range(400):
-                    await sender.send_message(bytes(65536))
-                    sent += 1
-
+            flood = Flood(sender)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(flood)
+                nursery.start_soon(flood.run)
                 # The frozen receiver is dropped by the idle timeout (it sends
                 # no pongs); its seat is freed and the sender goes on.
                 await server_log.wait_for("closed", seat=1)
-            assert sent == 400
+            assert flood.done
         async with server.join("frozen", 1) as fresh:
             await settle()
             await sender.send_message("after")
@@ -117,10 +120,10 @@ async def test_client_flooding_after_its_close_leaves_nothing_stuck(
         closed = await server_log.wait_for("closed", code=4400)
         assert closed.reason.startswith("bad join")
         await settle()
-        assert not _tasks_in("_handle_events")
+        assert not tasks_in("_handle_events")
         client.reset()
     await settle()
-    assert not _tasks_in("_handle_events")
+    assert not tasks_in("_handle_events")
     assert not server.app.sessions
 
 
@@ -137,26 +140,18 @@ async def test_flood_into_a_receiver_that_does_not_read_stays_bounded(
         async with stuck.stream:
             await stuck.send("* flood_1")
             await settle()
-
-            sent = 0
-
-            async def flood() -> None:
-                nonlocal sent
-                for _ in range(400):
-                    await sender.send_message(bytes(65536))
-                    sent += 1
-
+            flood = Flood(sender)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(flood)
+                nursery.start_soon(flood.run)
                 await settle()  # everyone blocked: the sender is back-pressured
-                assert sent < 400
+                assert not flood.done
                 by_seat = {s.where.get("seat"): s for s in server.app.sessions}
                 reader, writer = by_seat[0], by_seat[1]
                 waiting = reader.frames_in - 1 - writer.frames_out  # minus the join
                 assert writer.outbox.statistics().current_buffer_used == outbox_size
                 assert waiting <= outbox_size + 2
                 stuck.reset()
-            assert sent == 400
+            assert flood.done
 
 
 async def test_chaos_leaves_nothing_behind(start_server: StartServer) -> None:
@@ -181,7 +176,7 @@ async def test_chaos_leaves_nothing_behind(start_server: StartServer) -> None:
         tracemalloc.stop()
     assert len(server.app.rooms) == 0
     assert not server.app.sessions
-    assert not [name for name in _task_names() if "duorelay" in name]
+    assert not [name for name in task_names() if "duorelay" in name]
     assert after - before < 64 * 1024, (before, after)
 
 
@@ -253,33 +248,3 @@ def _duorelay_memory() -> int:
         [tracemalloc.Filter(True, "*/duorelay/*")]
     )
     return sum(stat.size for stat in snapshot.statistics("filename"))
-
-
-def _tasks_in(function: str) -> list[trio.lowlevel.Task]:
-    """Tasks whose current await chain passes through ``function``."""
-    found = []
-    todo = [trio.lowlevel.current_root_task()]
-    while todo:
-        task = todo.pop()
-        assert task is not None
-        coro: object = task.coro
-        while coro is not None:
-            frame = getattr(coro, "cr_frame", None)
-            if frame is not None and frame.f_code.co_name == function:
-                found.append(task)
-            coro = getattr(coro, "cr_await", None)
-        for nursery in task.child_nurseries:
-            todo.extend(nursery.child_tasks)
-    return found
-
-
-def _task_names() -> list[str]:
-    names: list[str] = []
-    todo = [trio.lowlevel.current_root_task()]
-    while todo:
-        task = todo.pop()
-        assert task is not None
-        names.append(task.name)
-        for nursery in task.child_nurseries:
-            todo.extend(nursery.child_tasks)
-    return names

@@ -9,7 +9,7 @@ import trio
 import trio.lowlevel
 import wsproto.events as ws_events
 
-from conftest import RawClient, Server, StartServer, closed_with, settle
+from conftest import Flood, RawClient, Server, StartServer, closed_with, settle, task_names
 
 NO_RATE_LIMIT = {"max_rate": 1e9, "max_burst": 10**9}
 
@@ -301,27 +301,20 @@ async def test_sender_blocked_on_a_leaving_receiver_goes_on(start_server: StartS
         slow = await RawClient.open(server)
         await slow.send("* slow_1")
         await settle()
-        sent = 0
-
-        async def send_all() -> None:
-            nonlocal sent
-            for _ in range(count):
-                await sender.send_message(bytes(65536))
-                sent += 1
-
+        flood = Flood(sender, count)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(send_all)
+            nursery.start_soon(flood.run)
             # The slow receiver never reads: its outbox, the socket buffers and
             # Hypercorn's queue fill up; then the sender is back-pressured.
             await settle()
-            assert sent < count
+            assert not flood.done
             room = server.app.rooms.get("default", "slow")
             assert room is not None and room.holders[1] is not None
             assert room.holders[1].member.outbox.statistics().current_buffer_used == outbox_size
             slow.reset()
         # The sender was freed: every frame was read, those for the empty
         # seat dropped (rule 5).
-        assert sent == count
+        assert flood.done
         await settle()
         async with server.join("slow", 1) as fresh:
             await settle()
@@ -332,11 +325,11 @@ async def test_sender_blocked_on_a_leaving_receiver_goes_on(start_server: StartS
 
 
 async def test_registry_empty_and_no_task_left(server: Server) -> None:
-    baseline = _task_names()
+    baseline = task_names()
     async with server.join("a", 0) as a, server.join("a", 1), server.join("b", 0):
         await settle()
         assert len(server.app.rooms) == 2
-        assert any("duorelay" in name for name in _task_names())
+        assert any("duorelay" in name for name in task_names())
         await a.send_message("x")
     dropped = await RawClient.open(server)
     await dropped.send("* c_0")
@@ -346,7 +339,7 @@ async def test_registry_empty_and_no_task_left(server: Server) -> None:
     gc.collect()
     assert len(server.app.rooms) == 0
     assert not server.app.sessions
-    left = _task_names()
+    left = task_names()
     for name in baseline:
         left.remove(name)
     # Hypercorn's ping task of a closed websocket sleeps out its interval
@@ -356,19 +349,6 @@ async def test_registry_empty_and_no_task_left(server: Server) -> None:
     handlers = left.count("trio._highlevel_serve_listeners._run_handler")
     assert len(left) == pings + handlers
     assert handlers <= pings
-
-
-def _task_names() -> list[str]:
-    """Names of every task in this trio run (server tasks included)."""
-    names: list[str] = []
-    todo = [trio.lowlevel.current_root_task()]
-    while todo:
-        task = todo.pop()
-        assert task is not None
-        names.append(task.name)
-        for nursery in task.child_nurseries:
-            todo.extend(nursery.child_tasks)
-    return sorted(names)
 
 
 async def test_raw_client_close_handshake_completes(server: Server) -> None:
