@@ -252,8 +252,8 @@ class Session:
         """End this connection with close frame ``code`` and ``reason``.
 
         Callable from any task; returns at once. The handler is cancelled (what
-        it claimed is released by its ``finally``) and no frame is accepted
-        into the outbox any more. With ``flush``, the frames already in the
+        it claimed is released by its ``finally``); once it has ended, the
+        outbox accepts no more frames. With ``flush``, the frames already in the
         outbox are sent first (for at most :data:`CLOSE_TIMEOUT` seconds);
         without, they are dropped. Then :meth:`run` sends the close frame. The
         first call wins; a call after the connection ended does nothing.
