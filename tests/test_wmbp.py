@@ -86,16 +86,16 @@ async def player(
 
 async def test_create_prepare_and_the_code(server: Server) -> None:
     async with hosting(server) as host:
-        code = await host.prepare(max_players=4, name="Friday quiz")
+        code = await host.prepare(max_players=4, name="Friday quiz ✓")
         assert len(code) == 4 and set(code) <= set(string.ascii_uppercase)
         status, headers, body = await http_get(server, f"/{code}")
-        assert (status, body) == (200, b"Friday quiz")
+        assert (status, body) == (200, "Friday quiz ✓".encode())
         assert headers["access-control-allow-origin"] == "*"
-        assert headers["content-type"].startswith("text/plain")
+        assert headers["content-type"] == "text/plain; charset=utf-8"
         # A later prepare only repeats prepare_reply and changes nothing.
         await host.send({"cmd": "prepare", "max_players": 60, "name": "other"})
         assert await host.recv() == {"cmd": "prepare_reply", "key": code}
-        assert (await http_get(server, f"/{code}"))[2] == b"Friday quiz"
+        assert (await http_get(server, f"/{code}"))[2] == "Friday quiz ✓".encode()
     await settle()
     status, headers, body = await http_get(server, f"/{code}")
     assert (status, body) == (404, b"Game not found")

@@ -45,6 +45,8 @@ from duorelay.settings import Settings, load_settings
 LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
 LOG_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 
+TEXT_PLAIN = "text/plain; charset=utf-8"
+
 log = logging.getLogger("duorelay")
 
 
@@ -97,9 +99,9 @@ class DuoRelay(QuartTrio):
         (PROTOCOLS.md section 2), readable from any origin."""
         room = self.rooms.find(code)
         if room is None:
-            response = Response("Game not found", status=404, content_type="text/plain")
+            response = Response("Game not found", status=404, content_type=TEXT_PLAIN)
         else:
-            response = Response(room.name, content_type="text/plain")
+            response = Response(room.name, content_type=TEXT_PLAIN)
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
