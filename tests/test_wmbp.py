@@ -12,6 +12,7 @@ from typing import Any
 
 import cbor2
 import pytest
+import wsproto.events as ws_events
 from trio_websocket import WebSocketConnection
 
 from conftest import LogWatch, RawClient, Server, StartServer, closed_with, http_get, settle
@@ -289,6 +290,11 @@ async def test_unknown_code_4404_and_http_404(server: Server) -> None:
             cbor2.dumps({"cmd": "to_str", "to": [], "data": b"x"}),
             "to_str: 'data' must be a string",
         ),
+        (
+            '{"cmd": "prepare", "max_players": 2, "name": "\\ud800"}',
+            "prepare: 'name' is not valid Unicode",
+        ),
+        ('{"cmd": "to_str", "to": [], "data": "\\udfff"}', "to_str: 'data' is not valid Unicode"),
     ],
 )
 async def test_bad_host_frames_get_an_error_and_the_connection_stays(
@@ -326,8 +332,13 @@ async def test_slow_client_4430_while_others_keep_receiving(start_server: StartS
                     frame = n.to_bytes(4, "big") + bytes(65532)
                     await host.send({"cmd": "to", "to": [], "data": frame})
                     assert await reader.get_message() == frame
-                # The stuck client was dropped and reported at once.
+                # The stuck client was dropped and reported at once...
                 assert await host.recv() == {"cmd": "player_left", "player": 1}
+                assert await host.recv() == state([2])
+                stuck.reset()
+                await settle()
+                # ...and never again when its socket went.
+                await host.send({"cmd": "kick", "player": 99})
                 assert await host.recv() == state([2])
 
 
@@ -369,3 +380,91 @@ async def test_100_clients_in_one_room(start_server: StartServer) -> None:
             got = [await host.recv() for _ in clients]
             assert sorted(m["from"] for m in got) == list(range(1, 101))
             assert all(m["data"] == f"answer {m['from']}" for m in got)
+
+
+async def _read_all_then_answer_close(client: RawClient) -> tuple[list[bytes | str], int, str]:
+    """Read a bare client's frames until the server's close, and answer it."""
+    frames: list[bytes | str] = []
+    partial: bytes | str | None = None
+    while not isinstance(event := await client.next_event(), ws_events.CloseConnection):
+        assert isinstance(event, ws_events.Message)
+        partial = event.data if partial is None else partial + event.data  # type: ignore[operator]
+        if event.message_finished:
+            frames.append(partial)
+            partial = None
+    await client._send(event.response())
+    return frames, event.code, event.reason
+
+
+async def test_kicked_client_gets_its_queued_frames_and_is_reported_when_gone(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(**NO_RATE_LIMIT)
+    frames = [n.to_bytes(4, "big") + bytes(100_000) for n in range(12)]
+    async with hosting(server) as host:
+        code = await host.prepare()
+        client = await RawClient.open(server, f"/{code}")  # not reading for now
+        async with client.stream:
+            assert (await host.recv())["cmd"] == "player_joined"
+            assert await host.recv() == state([1])
+            for frame in frames:
+                await host.send({"cmd": "to", "to": [1], "data": frame})
+            await host.send({"cmd": "kick", "player": 1})
+            assert await host.recv() == state([])
+            await host.send({"cmd": "kick", "player": 99})
+            # Its socket is not gone yet (its frames are still queued): no player_left.
+            assert await host.recv() == state([])
+            received, code_, reason = await _read_all_then_answer_close(client)
+            assert received == frames
+            assert (code_, reason) == (1000, "kicked")
+            assert await host.recv() == {"cmd": "player_left", "player": 1}
+            assert await host.recv() == state([])
+
+
+async def test_clients_get_their_queued_frames_before_4410(start_server: StartServer) -> None:
+    server = await start_server(**NO_RATE_LIMIT)
+    frames = [n.to_bytes(4, "big") + bytes(100_000) for n in range(12)]
+    async with hosting(server) as host:
+        code = await host.prepare()
+        client = await RawClient.open(server, f"/{code}")
+        async with client.stream:
+            assert (await host.recv())["cmd"] == "player_joined"
+            assert (await host.recv())["cmd"] == "state"
+            for frame in frames:
+                await host.send({"cmd": "to", "to": [], "data": frame})
+            await host.send({"cmd": "stop"})
+            assert await closed_with(host.ws) == (1001, "The game is done.")
+            received, code_, reason = await _read_all_then_answer_close(client)
+            assert received == frames
+            assert (code_, reason) == (4410, "the host closed the room")
+
+
+async def test_rooms_cap_error_then_4429(start_server: StartServer) -> None:
+    server = await start_server(wmbp_max_rooms=1)
+    async with hosting(server) as first:
+        await first.prepare()
+        async with hosting(server) as second:
+            await second.send({"cmd": "prepare", "max_players": 2})
+            reason = "the server holds its maximum of 1 rooms"
+            assert await second.recv() == {"cmd": "error", "reason": reason}
+            assert await closed_with(second.ws) == (4429, reason)
+
+
+async def test_oversized_host_frame_1009_ends_the_room(start_server: StartServer) -> None:
+    server = await start_server(max_message_size=1000)
+    async with hosting(server) as host:
+        code = await host.prepare()
+        async with player(server, host, code, 1) as client:
+            await host.ws.send_message(bytes(1001))
+            assert (await closed_with(host.ws))[0] == 1009
+            assert await closed_with(client) == (4410, "the host closed the room")
+    await settle()
+    assert (await http_get(server, f"/{code}"))[0] == 404
+
+
+async def test_codes_are_case_sensitive(server: Server) -> None:
+    async with hosting(server) as host:
+        code = await host.prepare()
+        async with server.connect(f"/{code.lower()}") as ws:
+            assert await closed_with(ws) == (4404, "no room with this code")
+        assert (await http_get(server, f"/{code.lower()}"))[0] == 404

@@ -242,6 +242,8 @@ class Session:
         self._handler_scope = trio.CancelScope()
         self._closing: Ending | None = None
         self._flush = False
+        self._handler_done = False
+        self._at_end: list[Callable[[], None]] = []
         outbox, self._outbox_receive = trio.open_memory_channel[Frame](settings.outbox_size)
         self.outbox: Outbox = outbox
         """The send end of this connection's outbox (bounded by ``outbox_size``),
@@ -258,10 +260,19 @@ class Session:
         without, they are dropped. Then :meth:`run` sends the close frame. The
         first call wins; a call after the connection ended does nothing.
         """
-        if self._closing is None:
+        if self._closing is None and not self._handler_done:
             self._closing = Ending(code, clip_reason(reason))
             self._flush = flush
-        self._handler_scope.cancel()
+            self._handler_scope.cancel()
+
+    def at_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (synchronous) when this connection is over.
+
+        Callbacks run in :meth:`run`'s ``finally``, after the close frame and
+        the client's answer, in the order given: "when the client's socket is
+        gone" (PROTOCOLS.md section 2, rule 5).
+        """
+        self._at_end.append(callback)
 
     async def receive(self) -> Frame:
         """The client's next frame.
@@ -331,29 +342,32 @@ class Session:
                 frames_in=self.frames_in,
                 frames_out=self.frames_out,
             )
+            for callback in self._at_end:
+                callback()
 
     async def _serve(self, handler: Handler) -> Ending:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._write)
-                ending: Ending | None = None
+                ending = CANCELLED
                 with self._handler_scope:
                     try:
                         ending = await self._handle(handler)
                     finally:
                         # This receiver is gone: wake any peer blocked sending
-                        # to it now, not when the writer is done.
+                        # to it now, not when the writer is done. From here
+                        # on, close() does nothing.
+                        self._handler_done = True
                         self.outbox.close()
-                if ending is None and self._flush:
+                # close() wins over however the handler ended after it.
+                ending = self._closing or ending
+                if self._closing is not None and self._flush:
                     # The writer ends by itself once the outbox is empty.
                     nursery.cancel_scope.deadline = trio.current_time() + CLOSE_TIMEOUT
                 else:
                     nursery.cancel_scope.cancel()
         finally:
             self._outbox_receive.close()
-        if ending is None:  # cancelled by close()
-            assert self._closing is not None
-            return self._closing
         return ending
 
     async def _handle(self, handler: Handler) -> Ending:
@@ -371,13 +385,19 @@ class Session:
     async def _write(self) -> None:
         """The writer: send this connection's outbox to its websocket, in order.
 
-        Runs until the session's nursery is cancelled. Each outbox receive is a
-        checkpoint, so this loop never spins on a gone client (STACK_NOTES,
-        "Sending").
+        Runs until the outbox is closed and empty, or the session's nursery is
+        cancelled. Each outbox receive is a checkpoint, so this loop never
+        spins on a gone client (STACK_NOTES, "Sending"). A failure here is a
+        bug: it is logged and the connection closed with 1011, like one in the
+        handler, so that it too ends in :meth:`run`.
         """
-        async for frame in self._outbox_receive:
-            await self.websocket.send(frame)
-            self.frames_out += 1
+        try:
+            async for frame in self._outbox_receive:
+                await self.websocket.send(frame)
+                self.frames_out += 1
+        except Exception:
+            log.exception("conn=%d internal error in the writer", self.id, extra={"conn": self.id})
+            self.close(CloseCode.INTERNAL_ERROR, "internal error")
 
 
 def _show(value: object) -> str:

@@ -74,7 +74,9 @@ async def host(session: Session, rooms: Registry[Session]) -> None:
                         code = rooms.register(room, settings.wmbp_max_rooms)
                     except NoFreeCode as error:
                         _tell(room, Error(str(error)))
-                        raise ProtocolError(CloseCode.TOO_MANY, str(error)) from None
+                        # flush: the host gets the error before the close frame
+                        session.close(CloseCode.TOO_MANY, str(error), flush=True)
+                        return
                     room.prepare(message.max_players, message.name)
                     session.where = {"wmbp": "host", "code": code}
                     session.log("prepared", max_players=message.max_players)
@@ -123,10 +125,10 @@ async def client(session: Session, rooms: Registry[Session], code: str) -> None:
     _tell(room, _state(room))
     stats = session.stats
     try:
+        # A kick or a drop cancels this loop (Session.close) before it reads
+        # again: a removed client's later frames are never forwarded.
         while True:
             frame = await session.receive()
-            if room.clients.get(player) is not session:
-                continue  # kicked or dropped: its frames are not forwarded
             if isinstance(frame, str):
                 _tell(room, FromStr(player, frame))
             else:
@@ -135,8 +137,14 @@ async def client(session: Session, rooms: Registry[Session], code: str) -> None:
             stats.bytes_relayed += payload_size(frame)
     finally:
         if room.leave(player):
-            _tell(room, PlayerLeft(player))
-            _tell(room, _state(room))
+            # Told when the socket is gone: after a kick, that is once the
+            # queued frames and the close frame went out (rule 5).
+            session.at_end(lambda: _report_leave(room, player))
+
+
+def _report_leave(room: HostRoom[Session], player: int) -> None:
+    _tell(room, PlayerLeft(player))
+    _tell(room, _state(room))
 
 
 def _state(room: HostRoom[Session]) -> State:
@@ -175,8 +183,7 @@ def _send_to_clients(room: HostRoom[Session], to: tuple[int, ...], data: Frame) 
         except trio.WouldBlock:
             room.drop(player)
             client.close(CloseCode.TOO_SLOW, TOO_SLOW)
-            _tell(room, PlayerLeft(player))
-            _tell(room, _state(room))
+            _report_leave(room, player)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass  # the client is leaving; its handler reports it
         else:

@@ -178,6 +178,10 @@ class _Fields:
         value = self._get(name)
         if not isinstance(value, str):
             raise BadMessage(f"{self.cmd}: {name!r} must be a string")
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # JSON can spell a lone surrogate: "\ud800"
+            raise BadMessage(f"{self.cmd}: {name!r} is not valid Unicode") from None
         return value
 
     def players(self, name: str) -> tuple[int, ...]:
