@@ -58,7 +58,13 @@ async def relay(session: Session, namespace: str, rooms: Registry[Session]) -> N
                 stats.frames_dropped["absent_peer"] += 1
                 continue
             try:
-                await peer.outbox.send(frame)
+                try:
+                    # Fast path: room in the outbox. (This loop checkpoints in
+                    # session.receive(); `await send` would add a second trip
+                    # through the scheduler per frame.)
+                    peer.outbox.send_nowait(frame)
+                except trio.WouldBlock:
+                    await peer.outbox.send(frame)  # back-pressure: rule 9
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 # The receiver left while we waited for room in its outbox.
                 stats.frames_dropped["peer_left"] += 1
