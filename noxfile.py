@@ -81,3 +81,21 @@ def e2e(session: nox.Session) -> None:
         *session.posargs,
         env={"DUORELAY_E2E_CHROMIUM": CHROMIUM},
     )
+
+
+@nox.session(python="3.11", default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks (bench/run.py): duorelay against a raw-ASGI Hypercorn relay and a
+    python-websockets relay. Not in the default run. ``nox -s bench -- --quick`` is
+    the short version (under 2 minutes); the full run rewrites the results in
+    docs/benchmarks.md. py-spy needs ptrace (root, or CAP_SYS_PTRACE)."""
+    session.install(
+        "-e",
+        ".",
+        "picows>=2.0",
+        "uvloop>=0.21",
+        "websockets>=14",
+        "psutil>=6.0",
+        "py-spy>=0.4",
+    )
+    session.run("python", "bench/run.py", *session.posargs)

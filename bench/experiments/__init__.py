@@ -1,0 +1,1 @@
+"""Servers run in a modified way, to measure a proposed change or where memory goes."""
