@@ -19,6 +19,7 @@ LABELS = {
     "websockets": "python-websockets",
     "duorelay-proposed": "duorelay + proposed changes",
     "raw-asgi-bare": "raw ASGI, no keepalive",
+    "raw-asgi-gc": "raw ASGI with duorelay's GC settings",
     "websockets-uvloop": "python-websockets on uvloop",
 }
 

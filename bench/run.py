@@ -91,10 +91,11 @@ DUORELAY_ENV = {
     "DUORELAY_MAX_CONNECTIONS": "100000",
 }
 SERVER_NAMES = ("duorelay", "raw-asgi", "websockets")
-# On request only (--servers): raw ASGI without pings and read timeout, websockets on
-# uvloop, and duorelay with the changes proposed in docs/benchmarks.md applied from
-# outside (bench/experiments/duorelay_proposed.py).
-EXTRA_SERVERS = ("raw-asgi-bare", "websockets-uvloop", "duorelay-proposed")
+# On request only (--servers): raw ASGI without pings and read timeout, raw ASGI with
+# duorelay's garbage-collector settings, websockets on uvloop, and duorelay with the
+# changes proposed in docs/benchmarks.md applied from outside
+# (bench/experiments/duorelay_proposed.py).
+EXTRA_SERVERS = ("raw-asgi-bare", "raw-asgi-gc", "websockets-uvloop", "duorelay-proposed")
 SCENARIOS = ("pingpong", "stream", "idle", "fleet")
 
 
@@ -204,7 +205,7 @@ class Server:
             traced = str(experiments / "traced_server.py")
             command = [sys.executable, traced, name.removeprefix("traced-"), "--bind", bind]
             env.update(DUORELAY_ENV)
-        elif name in ("raw-asgi", "raw-asgi-bare"):
+        elif name in ("raw-asgi", "raw-asgi-bare", "raw-asgi-gc"):
             command = [
                 sys.executable,
                 str(BENCH / "baselines" / "raw_asgi_relay.py"),
@@ -213,6 +214,8 @@ class Server:
             ]
             if name == "raw-asgi-bare":
                 command.append("--no-keepalive")
+            if name == "raw-asgi-gc":
+                command.append("--tune-gc")
         elif name in ("websockets", "websockets-uvloop"):
             command = [
                 sys.executable,

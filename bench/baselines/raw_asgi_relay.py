@@ -6,7 +6,8 @@ metrics, no logging. The reader of one seat hands each frame straight to the
 ASGI ``send`` of the other seat (Hypercorn writes it to the socket under its
 own send lock). Hypercorn is configured as ``python -m duorelay`` configures it
 by default (pings every 20 s, 60 s read timeout), so both pay the same
-per-connection keepalive costs; ``--no-keepalive`` drops them.
+per-connection keepalive costs; ``--no-keepalive`` drops them. ``--tune-gc``
+applies the garbage-collector settings ``python -m duorelay`` applies.
 
 Run: ``python bench/baselines/raw_asgi_relay.py --bind 127.0.0.1:8001``.
 """
@@ -14,6 +15,7 @@ Run: ``python bench/baselines/raw_asgi_relay.py --bind 127.0.0.1:8001``.
 from __future__ import annotations
 
 import argparse
+import gc
 import re
 from typing import Any
 
@@ -98,6 +100,11 @@ def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("--bind", default="127.0.0.1:8001")
     cli.add_argument("--no-keepalive", action="store_true", help="no pings, no read timeout")
+    cli.add_argument(
+        "--tune-gc",
+        action="store_true",
+        help="the garbage-collector settings of python -m duorelay (gc.freeze, threshold 5000)",
+    )
     args = cli.parse_args()
     config = Config()
     config.bind = [args.bind]
@@ -106,6 +113,10 @@ def main() -> None:
     if not args.no_keepalive:
         config.websocket_ping_interval = 20
         config.read_timeout = 60
+    if args.tune_gc:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(5000, 10, 10)
     trio.run(serve, app, config)
 
 
