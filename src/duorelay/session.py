@@ -283,7 +283,10 @@ class Session:
         when the client sends faster than ``max_rate`` frames per second
         beyond a burst of ``max_burst``.
         """
-        frame = await self.websocket.receive()
+        return self.admit(await self.websocket.receive())
+
+    def admit(self, frame: Frame) -> Frame:
+        """Apply the per-frame limits of :meth:`receive` to ``frame``; count it."""
         if too_big(frame, self.settings.max_message_size):
             raise ProtocolError(
                 CloseCode.MESSAGE_TOO_BIG,
@@ -377,7 +380,7 @@ class Session:
             return GONE
         except ProtocolError as error:
             return Ending(error.code, error.reason)
-        except Exception:
+        except Exception:  # a bug: logged, 1011; trio.Cancelled is not an Exception
             log.exception("conn=%d internal error", self.id, extra={"conn": self.id})
             return Ending(CloseCode.INTERNAL_ERROR, "internal error")
         return Ending(CloseCode.NORMAL, "")
@@ -395,7 +398,7 @@ class Session:
             async for frame in self._outbox_receive:
                 await self.websocket.send(frame)
                 self.frames_out += 1
-        except Exception:
+        except Exception:  # a bug: logged, 1011; trio.Cancelled is not an Exception
             log.exception("conn=%d internal error in the writer", self.id, extra={"conn": self.id})
             self.close(CloseCode.INTERNAL_ERROR, "internal error")
 
