@@ -10,8 +10,12 @@ included, is blocked and no socket has data ready.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import socket
 import struct
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,6 +38,7 @@ from duorelay.server import RelayConfig
 from duorelay.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+ROOT = STATIC_DIR.parent
 
 
 async def settle() -> None:
@@ -278,3 +283,81 @@ def tasks_in(function: str) -> list[trio.lowlevel.Task]:
                 found.append(task)
             coro = getattr(coro, "cr_await", None)
     return found
+
+
+RUNNING = re.compile(rb"Running on http://(127\.0\.0\.1:\d+)")
+DUORELAY = (sys.executable, "-m", "duorelay", "--bind", "127.0.0.1:0")
+"""The README's run command, on an ephemeral port."""
+
+
+class Process:
+    """A server subprocess and everything it printed on stderr so far.
+
+    A task of :func:`server_process` reads stderr as it comes (so a chatty
+    server never blocks on a full pipe); tests wait for lines in it.
+    """
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.stderr = b""
+        self._positions: dict[bytes, int] = {}
+        self._lot = trio.lowlevel.ParkingLot()
+        self._ended = trio.Event()
+
+    async def collect(self) -> None:
+        assert self.process.stderr is not None
+        try:
+            while chunk := await self.process.stderr.receive_some():
+                self.stderr += chunk
+                self._lot.unpark_all()
+        finally:
+            self._ended.set()
+            self._lot.unpark_all()
+
+    async def read_until(self, pattern: re.Pattern[bytes]) -> re.Match[bytes]:
+        """The first match of ``pattern`` in stderr, waiting for it if needed."""
+        while (found := pattern.search(self.stderr)) is None:
+            assert not self._ended.is_set(), f"the server exited:\n{self.stderr.decode()}"
+            await self._lot.park()
+        return found
+
+    async def read_next(self, pattern: re.Pattern[bytes]) -> re.Match[bytes]:
+        """The next match of ``pattern`` after its previous ``read_next`` match
+        (each pattern has its own place, so tasks may wait for different lines)."""
+        start = self._positions.get(pattern.pattern, 0)
+        while (found := pattern.search(self.stderr, start)) is None:
+            assert not self._ended.is_set(), f"the server exited:\n{self.stderr.decode()}"
+            await self._lot.park()
+        self._positions[pattern.pattern] = found.end()
+        return found
+
+    async def read_to_end(self) -> None:
+        await self._ended.wait()
+
+
+@asynccontextmanager
+async def server_process(*args: str, **env: str) -> AsyncIterator[tuple[Process, Server]]:
+    """Run ``args`` (a server command) in the repository folder until it exits;
+    killed (SIGKILL) on exit if still running."""
+    process = await trio.lowlevel.open_process(
+        list(args),
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, **env},
+    )
+    running = Process(process)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(running.collect)
+            address = (await running.read_until(RUNNING)).group(1).decode()
+            yield running, Server(app=None, address=address)  # type: ignore[arg-type]
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        assert process.stderr is not None
+        await process.stderr.aclose()

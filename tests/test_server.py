@@ -11,63 +11,12 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import trio
 
-from conftest import STATIC_DIR, Server, closed_with
-
-ROOT = STATIC_DIR.parent
-RUNNING = re.compile(rb"Running on http://(127\.0\.0\.1:\d+)")
-
-
-class Process:
-    """A server subprocess and everything it printed on stderr so far."""
-
-    def __init__(self, process: trio.Process) -> None:
-        self.process = process
-        self.stderr = b""
-
-    async def read_until(self, pattern: re.Pattern[bytes]) -> re.Match[bytes]:
-        assert self.process.stderr is not None
-        while (found := pattern.search(self.stderr)) is None:
-            chunk = await self.process.stderr.receive_some()
-            assert chunk, f"the server exited:\n{self.stderr.decode()}"
-            self.stderr += chunk
-        return found
-
-    async def read_to_end(self) -> None:
-        assert self.process.stderr is not None
-        while chunk := await self.process.stderr.receive_some():
-            self.stderr += chunk
-
-
-@asynccontextmanager
-async def server_process(*args: str, **env: str) -> AsyncIterator[tuple[Process, Server]]:
-    """Run ``args`` (a server command) in the repository folder until it exits."""
-    process = await trio.lowlevel.open_process(
-        list(args),
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, **env},
-    )
-    running = Process(process)
-    try:
-        address = (await running.read_until(RUNNING)).group(1).decode()
-        yield running, Server(app=None, address=address)  # type: ignore[arg-type]
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-        assert process.stderr is not None
-        await process.stderr.aclose()
-
-
-DUORELAY = (sys.executable, "-m", "duorelay", "--bind", "127.0.0.1:0")
+from conftest import DUORELAY, ROOT, closed_with, server_process
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -33,6 +33,7 @@ from quart import Response, send_from_directory
 from quart_trio import QuartTrio
 
 from duorelay import kamon, wmbp
+from duorelay.backplane import Backplane, RedisBackplane
 from duorelay.metrics import Stats, StatsCollector
 from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols import wmbp as wmbp_protocol
@@ -54,8 +55,11 @@ class DuoRelay(QuartTrio):
     """The duorelay app: a QuartTrio app that owns the relay's state.
 
     ``settings`` are frozen; ``rooms`` is the process's room registry, whose
-    seats hold the outboxes of live connections; ``sessions`` the live
-    websocket connections; ``stats`` the counters behind ``/metrics``.
+    seats hold the outboxes of live connections; ``backplane`` what connects
+    it to the other processes (Redis with ``DUORELAY_REDIS_URL``, else
+    nothing); ``sessions`` the live websocket connections; ``stats`` the
+    counters behind ``/metrics``. The backplane's task runs in the app's
+    serving nursery, from before the first request to the end of shutdown.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -65,26 +69,42 @@ class DuoRelay(QuartTrio):
         self.rooms: Registry[Session] = Registry()
         self.sessions: set[Session] = set()
         self.stats = Stats()
+        self.backplane = (
+            RedisBackplane(
+                settings.redis_url, settings.redis_prefix, settings.redis_lease, self.stats
+            )
+            if settings.redis_url
+            else Backplane()
+        )
         self.shutting_down = False
         self.started = time.monotonic()
         self.metrics = CollectorRegistry()
         self.metrics.register(
-            StatsCollector(self.stats, lambda: len(self.sessions), lambda: len(self.rooms))
+            StatsCollector(
+                self.stats,
+                lambda: len(self.sessions),
+                lambda: len(self.rooms),
+                lambda: self.backplane.available,
+            )
         )
         self.add_url_rule("/", "index", self._index)
         self.add_url_rule("/healthz", "healthz", self._healthz)
         self.add_url_rule("/metrics", "metrics", self._metrics)
         self.add_url_rule("/<string(length=4):code>", "wmbp_room", self._wmbp_room)
         self.before_serving(self._set_socket_options)
+        self.before_serving(self._start_backplane)
 
     async def _index(self) -> Response:
         return await send_from_directory(self.settings.static_dir.resolve(), "index.html")
 
     async def _healthz(self) -> dict[str, Any]:
-        """``GET /healthz``: 200 with ``{"status", "rooms", "connections", "uptime"}``
-        (uptime in seconds)."""
+        """``GET /healthz``: 200 with ``{"status", "rooms", "connections", "uptime",
+        "backplane"}`` (uptime in seconds; backplane ``{"kind": "in-process" |
+        "redis", "available": bool, "error"?: str}``). Redis out of reach leaves
+        the status ``ok``: rooms held here keep working; new joins get 1013."""
         return {
             "status": "shutting down" if self.shutting_down else "ok",
+            "backplane": self.backplane.describe(),
             "rooms": len(self.rooms),
             "connections": len(self.sessions),
             "uptime": round(time.monotonic() - self.started, 3),
@@ -114,6 +134,9 @@ class DuoRelay(QuartTrio):
                 count,
             )
 
+    async def _start_backplane(self) -> None:
+        await self.nursery.start(self.backplane.run)
+
     async def asgi_app(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
@@ -134,7 +157,9 @@ class DuoRelay(QuartTrio):
         """
         namespace = namespace_for_path(path)
         if namespace is not None:
-            return partial(kamon.relay, namespace=namespace, rooms=self.rooms)
+            return partial(
+                kamon.relay, namespace=namespace, rooms=self.rooms, backplane=self.backplane
+            )
         if path == wmbp_protocol.CREATE_PATH:
             return partial(wmbp.host, rooms=self.rooms)
         code = wmbp_protocol.code_for_path(path)

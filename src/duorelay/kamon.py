@@ -11,27 +11,49 @@ seat's bounded outbox, so a fast sender is back-pressured by a slow receiver
 "Stop relaying to this receiver now" is the receiver's outbox closing when its
 connection ends: a sender waiting on it gets ``trio.BrokenResourceError`` at
 once, drops that frame (rule 5) and reads on.
+
+With a shared backplane (Redis, :mod:`duorelay.backplane`) the other seat may
+be held by another process. A seat is then also a lease (its holder process,
+cluster-wide) and an address (the pub/sub channel its holder listens to). A
+frame whose peer is not in this process is sent to the other seat's address;
+nobody listening there means nobody holds it, and the frame is dropped (rule
+5). Frames between two seats of one process never go through Redis.
+Frames from another process arrive in the receiver's inbox
+(:meth:`~duorelay.session.Session.open_inbox`, ``max_burst`` frames: a sender
+within its rate limit cannot fill it alone). There is no back-pressure across
+processes: a receiver whose inbox is full when a frame arrives is closed with
+4430 (PROTOCOLS.md, close code table).
 """
 
 from __future__ import annotations
 
 import trio
 
+from duorelay.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable
 from duorelay.protocols import CloseCode, ProtocolError, payload_size
 from duorelay.protocols.kamon import parse_join
-from duorelay.rooms import Registry, SeatTaken
-from duorelay.session import Session
+from duorelay.rooms import Registry, Seat, SeatTaken
+from duorelay.session import Frame, Session
+
+TEXT, BINARY = b"t", b"b"
+"""The kind byte of a frame sent through the backplane: text or binary."""
+
+SEAT_TAKEN = "seat {} of this room is already taken"
 
 
-async def relay(session: Session, namespace: str, rooms: Registry[Session]) -> None:
+async def relay(
+    session: Session, namespace: str, rooms: Registry[Session], backplane: Backplane
+) -> None:
     """Serve one Kamon connection of ``namespace`` until it ends.
 
     Close codes, raised as :class:`~duorelay.protocols.ProtocolError`: 4408 if
     no frame arrives within ``join_timeout`` seconds; 4400 if the first frame is
     not a join (rule 2); 4409 if the seat is held (rule 3, the holder is not
-    disturbed); 1009 for a frame over ``max_message_size`` (rule 8). Raises
+    disturbed); 1009 for a frame over ``max_message_size`` (rule 8); 1013 if
+    the backplane is shared and out of reach at the join. Raises
     :class:`~duorelay.session.Disconnected` when the client goes away. The seat
-    is released, at once and synchronously, however this ends (rule 7).
+    is released, at once and synchronously, however this ends (rule 7); with
+    a shared backplane its lease and address are given up right after.
     """
     join = None
     with trio.move_on_after(session.settings.join_timeout):
@@ -41,21 +63,32 @@ async def relay(session: Session, namespace: str, rooms: Registry[Session]) -> N
             CloseCode.TIMEOUT, f"no join within {session.settings.join_timeout:g} s"
         )
     session.where = {"ns": namespace, "room": join.room, "seat": join.seat}
+    shared = backplane.shared
     try:
-        seat = rooms.claim(namespace, join.room, join.seat, session)
+        seat = rooms.claim(namespace, join.room, join.seat, session, joined=not shared)
     except SeatTaken:
-        raise ProtocolError(
-            CloseCode.CONFLICT, f"seat {join.seat} of this room is already taken"
-        ) from None
-    session.log("joined")
+        raise ProtocolError(CloseCode.CONFLICT, SEAT_TAKEN.format(join.seat)) from None
+    address = peer_address = ""
     stats = session.stats
     try:
+        if shared:
+            address = seat_address(namespace, join.room, join.seat)
+            peer_address = seat_address(namespace, join.room, 1 - join.seat)
+            await _join_cluster(seat, address, backplane)
+        session.log("joined")
         while True:
             frame = await session.receive()
             peer = seat.peer()
             if peer is None:
-                # Rule 5: nobody holds the other seat; drop, never queue.
-                stats.frames_dropped["absent_peer"] += 1
+                if shared:
+                    # The other seat may be held by another process.
+                    kind, payload = (
+                        (TEXT, frame.encode()) if isinstance(frame, str) else (BINARY, frame)
+                    )
+                    await backplane.send(peer_address, kind, payload, session)
+                else:
+                    # Rule 5: nobody holds the other seat; drop, never queue.
+                    stats.frames_dropped["absent_peer"] += 1
                 continue
             try:
                 try:
@@ -71,5 +104,62 @@ async def relay(session: Session, namespace: str, rooms: Registry[Session]) -> N
             else:
                 stats.frames_relayed += 1
                 stats.bytes_relayed += payload_size(frame)
+    except BackplaneUnavailable:
+        raise ProtocolError(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE) from None
     finally:
         rooms.release(seat)
+        if address:
+            backplane.unlisten(address)
+            backplane.release(address)
+
+
+def seat_address(namespace: str, room: str, index: int) -> str:
+    """The backplane key and address of a seat: ``seat:{namespace}:{index}:{room}``.
+
+    Unambiguous: a namespace has no colon (PROTOCOLS.md section 1, rule 1)
+    and a seat number is one digit.
+    """
+    return f"seat:{namespace}:{index}:{room}"
+
+
+async def _join_cluster(seat: Seat[Session], address: str, backplane: Backplane) -> None:
+    """Listen to the seat's address, then take its lease; raises 4409 or
+    :class:`~duorelay.backplane.BackplaneUnavailable`.
+
+    Listening first means no frame sent to the seat after the lease is taken
+    can miss it. Frames that reach the address from this process were sent
+    while this seat was not joined yet (its peer here saw no peer): dropped.
+    """
+    session = seat.member
+    inbox = session.open_inbox(session.settings.max_burst)
+
+    def deliver(from_here: bool, kind: bytes, payload: bytes) -> None:
+        stats = session.stats
+        if from_here or not seat.is_held:
+            stats.frames_dropped["absent_peer"] += 1
+            return
+        frame: Frame = payload.decode() if kind == TEXT else payload
+        try:
+            inbox.send_nowait(frame)
+        except trio.WouldBlock:
+            session.close(CloseCode.TOO_SLOW, "too slow: the inbox is full")
+            stats.frames_dropped["peer_left"] += 1
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            stats.frames_dropped["peer_left"] += 1
+        else:
+            stats.frames_relayed += 1
+            stats.bytes_relayed += len(payload)
+
+    def backplane_lost() -> None:
+        # Frames from another process may have been lost: a seat whose peer is
+        # not here ends (the client reconnects); a pair in this process goes on.
+        if seat.peer() is None:
+            session.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
+
+    def lease_lost() -> None:
+        session.close(CloseCode.CONFLICT, "seat taken over while the backplane was out of reach")
+
+    await backplane.listen(address, deliver, backplane_lost)
+    if not await backplane.acquire(address, lease_lost):
+        raise ProtocolError(CloseCode.CONFLICT, SEAT_TAKEN.format(seat.index))
+    seat.join()

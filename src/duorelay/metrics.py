@@ -36,16 +36,22 @@ class Stats:
 class StatsCollector(Collector):
     """A prometheus-client collector over :class:`Stats` and two live gauges.
 
-    ``connections`` and ``rooms`` are called at each scrape and return the
-    number of live connections and rooms.
+    ``connections``, ``rooms`` and ``backplane_available`` are called at each
+    scrape: the number of live connections and rooms, and whether the
+    backplane is reachable.
     """
 
     def __init__(
-        self, stats: Stats, connections: Callable[[], int], rooms: Callable[[], int]
+        self,
+        stats: Stats,
+        connections: Callable[[], int],
+        rooms: Callable[[], int],
+        backplane_available: Callable[[], bool],
     ) -> None:
         self._stats = stats
         self._connections = connections
         self._rooms = rooms
+        self._backplane_available = backplane_available
 
     def collect(self) -> Iterator[Metric]:
         stats = self._stats
@@ -53,6 +59,11 @@ class StatsCollector(Collector):
             "duorelay_connections", "Open websocket connections.", value=self._connections()
         )
         yield GaugeMetricFamily("duorelay_rooms", "Live rooms.", value=self._rooms())
+        yield GaugeMetricFamily(
+            "duorelay_backplane_available",
+            "1 while the backplane (Redis) is reachable, else 0; 1 in-process.",
+            value=int(self._backplane_available()),
+        )
         yield CounterMetricFamily(
             "duorelay_connections_accepted",
             "Websocket connections accepted.",

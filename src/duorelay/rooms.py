@@ -61,14 +61,18 @@ class Seat(Generic[Member]):
     """A held seat: the handle :meth:`Registry.claim` gives to the seat's session.
 
     ``member`` is the connection holding the seat (a session, for the app).
+    ``joined`` is False while the seat is claimed here but not yet in the
+    backplane (:meth:`Registry.claim` with ``joined=False``): the seat is
+    taken for this process, but its holder is nobody's peer yet.
     """
 
-    __slots__ = ("index", "member", "room")
+    __slots__ = ("index", "joined", "member", "room")
 
-    def __init__(self, room: Room[Member], index: int, member: Member) -> None:
+    def __init__(self, room: Room[Member], index: int, member: Member, joined: bool) -> None:
         self.room = room
         self.index = index
         self.member = member
+        self.joined = joined
 
     @property
     def is_held(self) -> bool:
@@ -82,7 +86,11 @@ class Seat(Generic[Member]):
         seat at the moment it is relayed, never to an earlier or later holder.
         """
         other = self.room.holders[1 - self.index]
-        return None if other is None else other.member
+        return other.member if other is not None and other.joined else None
+
+    def join(self) -> None:
+        """Make a seat claimed with ``joined=False`` its peer's peer."""
+        self.joined = True
 
 
 class Registry(Generic[Member]):
@@ -127,12 +135,16 @@ class Registry(Generic[Member]):
         """The live room ``room`` of ``namespace``, or ``None``."""
         return self._rooms.get((namespace, room))
 
-    def claim(self, namespace: str, room: str, index: int, member: Member) -> Seat[Member]:
+    def claim(
+        self, namespace: str, room: str, index: int, member: Member, *, joined: bool = True
+    ) -> Seat[Member]:
         """Take seat ``index`` of ``room`` in ``namespace`` for ``member``.
 
         Creates the room if it does not exist. Raises :class:`SeatTaken` if the
         seat is held; the holder is not disturbed (rule 3). Raises
-        :class:`IndexError` for a seat number the room does not have.
+        :class:`IndexError` for a seat number the room does not have. With
+        ``joined=False`` the seat is held here but the other seat's holder
+        does not see ``member`` as its peer until :meth:`Seat.join`.
         """
         if not 0 <= index < SEATS:
             raise IndexError(f"seat {index} is not 0 or 1")
@@ -142,7 +154,7 @@ class Registry(Generic[Member]):
             found = self._rooms[key] = Room(key)
         elif found.holders[index] is not None:
             raise SeatTaken(f"seat {index} of room {room!r} is taken")
-        seat = Seat(found, index, member)
+        seat = Seat(found, index, member, joined)
         found.holders[index] = seat
         return seat
 

@@ -12,7 +12,8 @@ Task tree of one connection::
      └─ Session.run            the ASGI call for this websocket
          └─ session nursery
              ├─ (body) handler     reader: websocket -> protocol -> peer outbox(es)
-             └─ _write             writer: this connection's outbox -> websocket
+             ├─ _write             writer: this connection's outbox -> websocket
+             └─ _pump              only with an inbox: inbox -> outbox
 
 Channels: each session owns exactly one memory channel pair, its outbox, of
 ``outbox_size`` frames. The receive end belongs to the writer; the send end,
@@ -23,6 +24,12 @@ waiting for the writer (which may be stuck in a send to a dead client): that is
 how a peer blocked sending to it learns at once that this receiver is gone
 (``trio.ClosedResourceError``). The receive end is closed when the writer is
 gone. Both closes are synchronous, in ``finally`` blocks.
+
+A handler whose frames may come from another process (through the
+backplane, which cannot wait for room in one receiver's outbox) opens an
+*inbox* (:meth:`Session.open_inbox`): a second bounded channel, whose frames
+the ``_pump`` task moves into the outbox in order, waiting for room there.
+Its send end is closed with the outbox, which ends the pump.
 
 Endings: a connection ends in exactly one of these ways, each turned into one
 :class:`Ending` by :meth:`Session.run` and logged in one line:
@@ -244,6 +251,8 @@ class Session:
         self._flush = False
         self._handler_done = False
         self._at_end: list[Callable[[], None]] = []
+        self._nursery: trio.Nursery | None = None
+        self._inbox: Outbox | None = None
         outbox, self._outbox_receive = trio.open_memory_channel[Frame](settings.outbox_size)
         self.outbox: Outbox = outbox
         """The send end of this connection's outbox (bounded by ``outbox_size``),
@@ -264,6 +273,22 @@ class Session:
             self._closing = Ending(code, clip_reason(reason))
             self._flush = flush
             self._handler_scope.cancel()
+
+    def open_inbox(self, size: int) -> Outbox:
+        """Open this connection's inbox: the send end of a channel of ``size``
+        frames, for senders that must never wait (``send_nowait`` only; a full
+        inbox is the caller's to handle).
+
+        A pump task of this session moves each frame into the outbox, in
+        order, waiting for room there. The inbox is closed when the handler
+        ends, with the outbox; the pump then ends. Call it from the handler,
+        at most once.
+        """
+        assert self._nursery is not None and self._inbox is None, "once, from the handler"
+        inbox, inbox_receive = trio.open_memory_channel[Frame](size)
+        self._inbox = inbox
+        self._nursery.start_soon(self._pump, inbox_receive)
+        return inbox
 
     def at_end(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (synchronous) when this connection is over.
@@ -351,6 +376,7 @@ class Session:
     async def _serve(self, handler: Handler) -> Ending:
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._write)
                 ending = CANCELLED
                 with self._handler_scope:
@@ -362,6 +388,8 @@ class Session:
                         # on, close() does nothing.
                         self._handler_done = True
                         self.outbox.close()
+                        if self._inbox is not None:
+                            self._inbox.close()
                 # close() wins over however the handler ended after it.
                 ending = self._closing or ending
                 if self._closing is not None and self._flush:
@@ -384,6 +412,19 @@ class Session:
             log.exception("conn=%d internal error", self.id, extra={"conn": self.id})
             return Ending(CloseCode.INTERNAL_ERROR, "internal error")
         return Ending(CloseCode.NORMAL, "")
+
+    async def _pump(self, inbox: trio.MemoryReceiveChannel[Frame]) -> None:
+        """The pump: move the inbox's frames into the outbox, in order.
+
+        Ends when the inbox is closed and empty, or when the outbox is closed
+        (the handler ended: the frames left are dropped, as in the outbox).
+        """
+        with inbox:
+            async for frame in inbox:
+                try:
+                    await self.outbox.send(frame)
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    return
 
     async def _write(self) -> None:
         """The writer: send this connection's outbox to its websocket, in order.

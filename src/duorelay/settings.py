@@ -89,6 +89,20 @@ class Settings(BaseSettings):
         default=10_000,
         description="WMBP rooms one process holds; a host preparing one more gets 4429.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis shared by every process of the cluster (redis://host:port/0, "
+        "rediss://, unix://); unset: rooms live in this process only.",
+    )
+    redis_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = Field(
+        default="duorelay",
+        description="Start of every Redis key and channel name of this deployment.",
+    )
+    redis_lease: Annotated[float, Field(ge=0.3)] = Field(
+        default=10.0,
+        description="Seconds a seat held by a process that died stays taken "
+        "(the lease, renewed every third of it).",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: one readable line per event; json: one JSON object."
     )
@@ -109,6 +123,13 @@ class Settings(BaseSettings):
                 "are dropped between two pings"
             )
         return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
 
     @field_validator("static_dir")
     @classmethod
