@@ -32,15 +32,15 @@ from pythonjsonlogger.json import JsonFormatter
 from quart import Response, send_from_directory
 from quart_trio import QuartTrio
 
-from duorelay import kamon, wmbp
-from duorelay.backplane import Backplane, RedisBackplane
+from duorelay import kamon, wmbp, wmbp_cluster
+from duorelay.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable, RedisBackplane
 from duorelay.metrics import Stats, StatsCollector
 from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols import wmbp as wmbp_protocol
 from duorelay.protocols.kamon import namespace_for_path
 from duorelay.rooms import Registry
 from duorelay.server import set_tcp_user_timeout_on_listeners
-from duorelay.session import Handler, Session, WebSocket
+from duorelay.session import Handler, Peer, Session, WebSocket
 from duorelay.settings import Settings, load_settings
 
 LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
@@ -66,7 +66,7 @@ class DuoRelay(QuartTrio):
         static_dir = settings.static_dir.resolve()
         super().__init__(__name__, static_folder=str(static_dir), static_url_path="/static")
         self.settings = settings
-        self.rooms: Registry[Session] = Registry()
+        self.rooms: Registry[Peer] = Registry()
         self.sessions: set[Session] = set()
         self.stats = Stats()
         self.backplane = (
@@ -116,12 +116,20 @@ class DuoRelay(QuartTrio):
 
     async def _wmbp_room(self, code: str) -> Response:
         """``GET /{CODE}``: 200 with the WMBP room's name, or 404 ``Game not found``
-        (PROTOCOLS.md section 2), readable from any origin."""
+        (PROTOCOLS.md section 2), readable from any origin. With a shared
+        backplane the room may be on any process; Redis out of reach: 503."""
         room = self.rooms.find(code)
-        if room is None:
+        name = room.name if room is not None else None
+        if name is None and self.backplane.shared:
+            try:
+                found = await self.backplane.lookup(wmbp_cluster.room_key(code))
+            except BackplaneUnavailable:
+                return Response(UNAVAILABLE, status=503, content_type=TEXT_PLAIN)
+            name = None if found is None else found.decode()
+        if name is None:
             response = Response("Game not found", status=404, content_type=TEXT_PLAIN)
         else:
-            response = Response(room.name, content_type=TEXT_PLAIN)
+            response = Response(name, content_type=TEXT_PLAIN)
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
@@ -161,10 +169,10 @@ class DuoRelay(QuartTrio):
                 kamon.relay, namespace=namespace, rooms=self.rooms, backplane=self.backplane
             )
         if path == wmbp_protocol.CREATE_PATH:
-            return partial(wmbp.host, rooms=self.rooms)
+            return partial(wmbp.host, rooms=self.rooms, backplane=self.backplane)
         code = wmbp_protocol.code_for_path(path)
         if code is not None:
-            return partial(wmbp.client, rooms=self.rooms, code=code)
+            return partial(wmbp.client, rooms=self.rooms, code=code, backplane=self.backplane)
         return None
 
     async def _run_session(self, websocket: WebSocket, handler: Handler) -> None:

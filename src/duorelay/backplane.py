@@ -143,8 +143,12 @@ the sender gave. It must not await: it runs in the drain task of every address.
 
 @dataclass(slots=True)
 class _Lease:
-    token: bytes
+    value: bytes
     on_lost: Callable[[], None]
+
+
+_Message = tuple["Sender | None", bytes, bytes, "Callable[[], None] | None"]
+"""A queued message: sender, channel name, data, on_absent."""
 
 
 @dataclass(slots=True)
@@ -176,8 +180,14 @@ class Backplane:
         """Nothing to run in-process."""
         task_status.started()
 
-    async def acquire(self, key: str, on_lost: Callable[[], None]) -> bool:
+    node = "local"
+    """This process's id in the cluster (in addresses that must be unique)."""
+
+    async def acquire(self, key: str, on_lost: Callable[[], None], data: bytes = b"") -> bool:
         return True
+
+    async def lookup(self, key: str) -> bytes | None:
+        return None
 
     def release(self, key: str) -> None:
         pass
@@ -188,7 +198,24 @@ class Backplane:
     def unlisten(self, address: str) -> None:
         pass
 
-    async def send(self, address: str, kind: bytes, payload: bytes, sender: Sender) -> None:
+    def send_nowait(
+        self,
+        address: str,
+        kind: bytes,
+        payload: bytes,
+        sender: Sender | None = None,
+        on_absent: Callable[[], None] | None = None,
+    ) -> None:
+        raise RuntimeError("the in-process backplane has nobody to send to")
+
+    async def send(
+        self,
+        address: str,
+        kind: bytes,
+        payload: bytes,
+        sender: Sender | None = None,
+        on_absent: Callable[[], None] | None = None,
+    ) -> None:
         raise RuntimeError("the in-process backplane has nobody to send to")
 
 
@@ -209,9 +236,10 @@ class RedisBackplane(Backplane):
         self.prefix = prefix
         self.lease = lease
         self.stats = stats
-        self.node = secrets.token_hex(6).encode()
+        self.node = secrets.token_hex(6)
+        self._node = self.node.encode()
         self._lease_ms = max(1, round(lease * 1000))
-        self._tokens = (self.node + b":%d" % n for n in range(1, 1 << 62))
+        self._tokens = (self._node + b":%d" % n for n in range(1, 1 << 62))
         self._leases: dict[bytes, _Lease] = {}
         self._listeners: dict[bytes, _Listener] = {}
         self._releases: list[tuple[bytes, bytes]] = []
@@ -220,9 +248,7 @@ class RedisBackplane(Backplane):
         self._client: coredis.Redis[bytes] | None = None
         self._pubsub: coredis.patterns.pubsub.PubSub[bytes] | None = None
         self._connection: trio.CancelScope | None = None
-        self._queue, self._queue_out = trio.open_memory_channel[tuple[Sender, bytes, bytes]](
-            PUBLISH_QUEUE
-        )
+        self._queue, self._queue_out = trio.open_memory_channel[_Message](PUBLISH_QUEUE)
         self.failure = "not connected yet"
         """Why Redis is unavailable (empty while it is available)."""
 
@@ -243,25 +269,34 @@ class RedisBackplane(Backplane):
 
     # -- the interface used by handlers ------------------------------------
 
-    async def acquire(self, key: str, on_lost: Callable[[], None]) -> bool:
+    async def acquire(self, key: str, on_lost: Callable[[], None], data: bytes = b"") -> bool:
         """Take ``key`` for this process; False if another process holds it.
 
-        ``on_lost`` is called if the key is later found held by another process
-        (this one lost Redis for longer than the lease). Raises
+        ``data`` is kept with the key for :meth:`lookup`. ``on_lost`` is
+        called if the key is later found held by another process (this one
+        lost Redis for longer than the lease). Raises
         :class:`BackplaneUnavailable` when Redis cannot be reached within
         :data:`REDIS_TIMEOUT` seconds.
         """
         name = self.name(key)
-        token = next(self._tokens)
+        value = next(self._tokens) + b" " + data
         result = await self._command(
             lambda client: client.eval(
-                _ACQUIRE, keys=[name], args=[token, self.node + b":", self._lease_ms]
+                _ACQUIRE, keys=[name], args=[value, self._node + b":", self._lease_ms]
             )
         )
         if result != 1:
             return False
-        self._leases[name] = _Lease(token, on_lost)
+        self._leases[name] = _Lease(value, on_lost)
         return True
+
+    async def lookup(self, key: str) -> bytes | None:
+        """The ``data`` of ``key`` if some process holds it, else None.
+
+        Raises :class:`BackplaneUnavailable`.
+        """
+        value = await self._command(lambda client: client.get(self.name(key)))
+        return None if value is None else value.partition(b" ")[2]
 
     def release(self, key: str) -> None:
         """Give ``key`` up: at once here, in Redis as soon as the maintenance task runs.
@@ -271,7 +306,7 @@ class RedisBackplane(Backplane):
         """
         lease = self._leases.pop(self.name(key), None)
         if lease is not None:
-            self._releases.append((self.name(key), lease.token))
+            self._releases.append((self.name(key), lease.value))
             self._wake.set()
 
     async def listen(self, address: str, deliver: Deliver, on_lost: Callable[[], None]) -> None:
@@ -297,23 +332,46 @@ class RedisBackplane(Backplane):
             self._unlistens.add(name)
             self._wake.set()
 
-    async def send(self, address: str, kind: bytes, payload: bytes, sender: Sender) -> None:
+    def send_nowait(
+        self,
+        address: str,
+        kind: bytes,
+        payload: bytes,
+        sender: Sender | None = None,
+        on_absent: Callable[[], None] | None = None,
+    ) -> None:
         """Queue a message for whoever listens to ``address``, in order.
 
-        Messages queued by one task reach each listener in the order queued.
-        Waits while the publish queue is full (back-pressure on the sender).
-        A message nobody listens to is dropped, counted as ``absent_peer``.
-        If Redis is lost before the message is published, ``sender`` is
-        closed with 1013. Raises :class:`BackplaneUnavailable` at once while
-        Redis is unavailable.
+        ``kind`` is one byte, given to ``deliver`` with ``payload``. Messages
+        queued by one task reach each listener in the order queued. A message
+        nobody listens to is dropped: ``on_absent`` is called, if given, else
+        it is counted as ``absent_peer``. If Redis is lost before the message
+        is published, ``sender`` is closed with 1013. Raises
+        :class:`BackplaneUnavailable` while Redis is unavailable and
+        ``trio.WouldBlock`` when the publish queue is full.
         """
         if self._pubsub is None:
             raise BackplaneUnavailable(self.failure)
-        message = (sender, self.name(address), self.node + kind + payload)
+        self._queue.send_nowait(
+            (sender, self.name(address), self._node + kind + payload, on_absent)
+        )
+
+    async def send(
+        self,
+        address: str,
+        kind: bytes,
+        payload: bytes,
+        sender: Sender | None = None,
+        on_absent: Callable[[], None] | None = None,
+    ) -> None:
+        """:meth:`send_nowait`, waiting while the publish queue is full
+        (back-pressure on the sender)."""
         try:
-            self._queue.send_nowait(message)
+            self.send_nowait(address, kind, payload, sender, on_absent)
         except trio.WouldBlock:
-            await self._queue.send(message)
+            await self._queue.send(
+                (sender, self.name(address), self._node + kind + payload, on_absent)
+            )
 
     # -- the tasks ----------------------------------------------------------
 
@@ -359,7 +417,7 @@ class RedisBackplane(Backplane):
                         self._pubsub = pubsub
                         connected = True
                         self.failure = ""
-                        log.info("backplane connected to %s node=%s", self.url, self.node.decode())
+                        log.info("backplane connected to %s node=%s", self.url, self.node)
                         async with trio.open_nursery() as nursery:
                             nursery.start_soon(self._drain, pubsub)
                             nursery.start_soon(self._publish, client)
@@ -388,10 +446,11 @@ class RedisBackplane(Backplane):
             listener.on_lost()
         while True:
             try:
-                sender, _, _ = self._queue_out.receive_nowait()
+                sender, _, _, _ = self._queue_out.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
-            sender.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
+            if sender is not None:
+                sender.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
 
     async def _command(self, command: Callable[[coredis.Redis[bytes]], Awaitable[T]]) -> T:
         """Run one Redis command for a handler; a failure drops the connection."""
@@ -412,7 +471,7 @@ class RedisBackplane(Backplane):
 
     async def _drain(self, pubsub: coredis.patterns.pubsub.PubSub[bytes]) -> None:
         """Hand each pub/sub message to its address's ``deliver``, without waiting."""
-        node = self.node
+        node = self._node
         size = len(node)
         while True:
             message = await pubsub.get_message()
@@ -436,14 +495,20 @@ class RedisBackplane(Backplane):
             try:
                 with trio.fail_after(REDIS_TIMEOUT):
                     async with client.pipeline(transaction=False) as pipeline:
-                        requests = [pipeline.publish(name, data) for _, name, data in batch]
+                        requests = [pipeline.publish(name, data) for _, name, data, _ in batch]
                     counts = [await request for request in requests]
             except REDIS_ERRORS as error:
-                for sender, _, _ in batch:
-                    sender.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
+                for sender, _, _, _ in batch:
+                    if sender is not None:
+                        sender.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
                 self._fail(_describe(error))
                 return
-            self.stats.frames_dropped["absent_peer"] += counts.count(0)
+            for (_, _, _, on_absent), count in zip(batch, counts, strict=True):
+                if count == 0:
+                    if on_absent is None:
+                        self.stats.frames_dropped["absent_peer"] += 1
+                    else:
+                        on_absent()
 
     async def _maintain(self) -> None:
         """Release keys and unsubscribe as soon as asked; renew leases every lease/3 s."""
@@ -487,7 +552,7 @@ class RedisBackplane(Backplane):
             lost = await client.eval(
                 _RENEW,
                 keys=[name for name, _ in chunk],
-                args=[lease.token for _, lease in chunk] + [self._lease_ms],
+                args=[lease.value for _, lease in chunk] + [self._lease_ms],
             )
             for index in lost if isinstance(lost, list) else ():
                 name, lease = chunk[int(index) - 1]

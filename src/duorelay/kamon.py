@@ -33,7 +33,7 @@ from duorelay.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable
 from duorelay.protocols import CloseCode, ProtocolError, payload_size
 from duorelay.protocols.kamon import parse_join
 from duorelay.rooms import Registry, Seat, SeatTaken
-from duorelay.session import Frame, Session
+from duorelay.session import Frame, Peer, Session
 
 TEXT, BINARY = b"t", b"b"
 """The kind byte of a frame sent through the backplane: text or binary."""
@@ -42,7 +42,7 @@ SEAT_TAKEN = "seat {} of this room is already taken"
 
 
 async def relay(
-    session: Session, namespace: str, rooms: Registry[Session], backplane: Backplane
+    session: Session, namespace: str, rooms: Registry[Peer], backplane: Backplane
 ) -> None:
     """Serve one Kamon connection of ``namespace`` until it ends.
 
@@ -74,7 +74,7 @@ async def relay(
         if shared:
             address = seat_address(namespace, join.room, join.seat)
             peer_address = seat_address(namespace, join.room, 1 - join.seat)
-            await _join_cluster(seat, address, backplane)
+            await _join_cluster(seat, session, address, backplane)
         session.log("joined")
         while True:
             frame = await session.receive()
@@ -122,7 +122,9 @@ def seat_address(namespace: str, room: str, index: int) -> str:
     return f"seat:{namespace}:{index}:{room}"
 
 
-async def _join_cluster(seat: Seat[Session], address: str, backplane: Backplane) -> None:
+async def _join_cluster(
+    seat: Seat[Peer], session: Session, address: str, backplane: Backplane
+) -> None:
     """Listen to the seat's address, then take its lease; raises 4409 or
     :class:`~duorelay.backplane.BackplaneUnavailable`.
 
@@ -130,7 +132,6 @@ async def _join_cluster(seat: Seat[Session], address: str, backplane: Backplane)
     can miss it. Frames that reach the address from this process were sent
     while this seat was not joined yet (its peer here saw no peer): dropped.
     """
-    session = seat.member
     inbox = session.open_inbox(session.settings.max_burst)
 
     def deliver(from_here: bool, kind: bytes, payload: bytes) -> None:

@@ -60,7 +60,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 import trio
 from hypercorn.typing import (
@@ -84,6 +84,29 @@ Frame: TypeAlias = str | bytes
 
 Outbox: TypeAlias = trio.MemorySendChannel[Frame]
 """The send end of a connection's outbox (:attr:`Session.outbox`)."""
+
+
+class FrameSink(Protocol):
+    """Where frames for a peer go: its outbox (a bounded memory channel), or a
+    stand-in for a peer on another process."""
+
+    def send_nowait(self, frame: Frame) -> None: ...
+
+    async def send(self, frame: Frame) -> None: ...
+
+
+class Peer(Protocol):
+    """What a room holds: a :class:`Session`, or a stand-in for a connection
+    on another process (:class:`duorelay.wmbp_cluster.RemoteClient`)."""
+
+    @property
+    def outbox(self) -> FrameSink: ...
+
+    @property
+    def stats(self) -> Stats: ...
+
+    def close(self, code: int, reason: str, *, flush: bool = False) -> None: ...
+
 
 CLOSE_TIMEOUT = 5.0
 """Seconds of silence after which the server stops waiting for the client's

@@ -9,12 +9,20 @@ Nothing here awaits another connection: every frame for someone else goes into
 their outbox with ``send_nowait``. A full outbox means that receiver cannot keep
 up, and it is closed with 4430 (rule 9), so one slow phone never stalls the
 room, and a host that stops reading ends its room.
+
+With a shared backplane, a room's code is unique across the cluster and
+clients on other processes take part through it (:mod:`duorelay.wmbp_cluster`):
+in the room they are :class:`~duorelay.wmbp_cluster.RemoteClient` stand-ins,
+so everything below holds for them too.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 import trio
 
+from duorelay.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable
 from duorelay.protocols import CloseCode, ProtocolError, payload_size
 from duorelay.protocols.wmbp import (
     BadMessage,
@@ -35,23 +43,26 @@ from duorelay.protocols.wmbp import (
     decode,
     encode,
 )
-from duorelay.rooms import HostRoom, NoFreeCode, Registry, RoomLocked
-from duorelay.session import Frame, Session
+from duorelay.rooms import CODE_DRAWS, HostRoom, NoFreeCode, Registry, RoomLocked
+from duorelay.session import Frame, Peer, Session
+from duorelay.wmbp_cluster import RemoteClient, player_bytes, player_of, remote_client, room_key
 
 TOO_SLOW = "too slow: the outbox is full"
 
 
-async def host(session: Session, rooms: Registry[Session]) -> None:
+async def host(session: Session, rooms: Registry[Peer], backplane: Backplane) -> None:
     """Serve a WMBP host (``/CREATE``) until it stops or goes away.
 
     Sends ``state`` at once; then handles the host's messages (rules 1, 2, 5,
     8). Bad frames get an ``error`` and the connection stays. ``stop`` closes
     the host with 1001 "The game is done."; no free code or the rooms cap:
-    4429. However the host ends, its code is freed at once and every client is
-    closed with 4410 after the frames already in its outbox (rule 7).
+    4429; the backplane out of reach at ``prepare``: 1013. However the host
+    ends, its code is freed at once and every client is closed with 4410
+    after the frames already in its outbox (rule 7).
     """
     settings = session.settings
-    room: HostRoom[Session] = HostRoom(session)
+    room: HostRoom[Peer] = HostRoom(_HostThroughInbox(session) if backplane.shared else session)
+    listener = HostListener(room, backplane)
     session.where = {"wmbp": "host"}
     _tell(room, _state(room))
     try:
@@ -71,14 +82,20 @@ async def host(session: Session, rooms: Registry[Session]) -> None:
                     )
                 case Prepare():
                     try:
-                        code = rooms.register(room, settings.wmbp_max_rooms)
+                        code = await listener.register(
+                            rooms, settings.wmbp_max_rooms, message.name
+                        )
                     except NoFreeCode as error:
                         _tell(room, Error(str(error)))
                         # flush: the host gets the error before the close frame
                         session.close(CloseCode.TOO_MANY, str(error), flush=True)
                         return
+                    except BackplaneUnavailable:
+                        _tell(room, Error(UNAVAILABLE))
+                        session.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE, flush=True)
+                        return
                     room.prepare(message.max_players, message.name)
-                    session.where = {"wmbp": "host", "code": code}
+                    session.where = {"wmbp": "host", "room": code}
                     session.log("prepared", max_players=message.max_players)
                     _tell(room, _state(room))
                     _tell(room, PrepareReply(code))
@@ -98,28 +115,33 @@ async def host(session: Session, rooms: Registry[Session]) -> None:
                     pass  # a server-to-host command: ignored, as WMBP does
     finally:
         rooms.unregister(room)
+        listener.unregister()
         for client in room.close():
             client.close(CloseCode.GONE, "the host closed the room", flush=True)
 
 
-async def client(session: Session, rooms: Registry[Session], code: str) -> None:
+async def client(session: Session, rooms: Registry[Peer], code: str, backplane: Backplane) -> None:
     """Serve a WMBP client of room ``code`` until it goes away.
 
     Closes with 4404 if no room has that code and 4423 if the room is full or
     started (the host then gets ``state`` only, rule 3). Once joined, the host
     gets ``player_joined`` and ``state``; each client frame reaches the host as
     ``from``/``from_str`` in order (rule 4); leaving sends ``player_left`` and
-    ``state`` (rule 6).
+    ``state`` (rule 6). A room whose host is on another process is served by
+    :func:`~duorelay.wmbp_cluster.remote_client`.
     """
     room = rooms.find(code)
     if room is None:
+        if backplane.shared:
+            await remote_client(session, code, backplane)
+            return
         raise ProtocolError(CloseCode.NOT_FOUND, "no room with this code")
     try:
         player = room.join(session)
     except RoomLocked:
         _tell(room, _state(room))
         raise ProtocolError(CloseCode.LOCKED, "the room is full or has started") from None
-    session.where = {"code": code, "player": player}
+    session.where = {"room": code, "player": player}
     session.log("joined")
     _tell(room, PlayerJoined(player))
     _tell(room, _state(room))
@@ -129,10 +151,7 @@ async def client(session: Session, rooms: Registry[Session], code: str) -> None:
         # again: a removed client's later frames are never forwarded.
         while True:
             frame = await session.receive()
-            if isinstance(frame, str):
-                _tell(room, FromStr(player, frame))
-            else:
-                _tell(room, From(player, frame))
+            _tell_from(room, player, frame)
             stats.frames_relayed += 1
             stats.bytes_relayed += payload_size(frame)
     finally:
@@ -142,12 +161,16 @@ async def client(session: Session, rooms: Registry[Session], code: str) -> None:
             session.at_end(lambda: _report_leave(room, player))
 
 
-def _report_leave(room: HostRoom[Session], player: int) -> None:
+def _tell_from(room: HostRoom[Peer], player: int, frame: Frame) -> None:
+    _tell(room, FromStr(player, frame) if isinstance(frame, str) else From(player, frame))
+
+
+def _report_leave(room: HostRoom[Peer], player: int) -> None:
     _tell(room, PlayerLeft(player))
     _tell(room, _state(room))
 
 
-def _state(room: HostRoom[Session]) -> State:
+def _state(room: HostRoom[Peer]) -> State:
     return State(
         name=room.name,
         players=tuple(room.clients),
@@ -156,7 +179,7 @@ def _state(room: HostRoom[Session]) -> State:
     )
 
 
-def _tell(room: HostRoom[Session], message: ServerMessage) -> None:
+def _tell(room: HostRoom[Peer], message: ServerMessage) -> None:
     """Put a message in the host's outbox; a host that cannot keep up gets 4430."""
     try:
         room.host.outbox.send_nowait(encode(message))
@@ -166,7 +189,7 @@ def _tell(room: HostRoom[Session], message: ServerMessage) -> None:
         pass  # the host is leaving; its room is being closed
 
 
-def _send_to_clients(room: HostRoom[Session], to: tuple[int, ...], data: Frame) -> None:
+def _send_to_clients(room: HostRoom[Peer], to: tuple[int, ...], data: Frame) -> None:
     """``to``/``to_str``: ``data`` to each listed client once (empty: every client).
 
     Ids not in the room are skipped. A client whose outbox is full is closed
@@ -189,3 +212,118 @@ def _send_to_clients(room: HostRoom[Session], to: tuple[int, ...], data: Frame) 
         else:
             stats.frames_relayed += 1
             stats.bytes_relayed += payload_size(data)
+
+
+class _HostThroughInbox:
+    """The host as its room sees it when clients may be on other processes.
+
+    Messages for the host arrive in bursts from the backplane, which cannot
+    wait for room in the host's outbox; so every message for the host, from
+    here or elsewhere (one path keeps their order), goes through the host's
+    inbox (``max_burst`` frames or ``outbox_size``, the larger), and a full
+    inbox is the 4430 of rule 9.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        settings = session.settings
+        self.outbox = session.open_inbox(max(settings.outbox_size, settings.max_burst))
+        self.stats = session.stats
+
+    def close(self, code: int, reason: str, *, flush: bool = False) -> None:
+        self.session.close(code, reason, flush=flush)
+
+
+class HostListener:
+    """The host's side of its room in the cluster (a shared backplane only).
+
+    :meth:`register` makes the room's code unique cluster-wide (a lease
+    holding the room name) and listens on the room's address, where
+    :meth:`deliver` applies what clients on other processes send: joins,
+    frames, leaving (message table in :mod:`duorelay.wmbp_cluster`).
+    """
+
+    def __init__(self, room: HostRoom[Peer], backplane: Backplane) -> None:
+        self.room = room
+        self.backplane = backplane
+        self.key = ""
+
+    async def register(self, rooms: Registry[Peer], max_rooms: int, name: str) -> str:
+        """Register the room here and, with a shared backplane, in the cluster.
+
+        Raises :class:`~duorelay.rooms.NoFreeCode` or
+        :class:`~duorelay.backplane.BackplaneUnavailable`.
+        """
+        for _ in range(CODE_DRAWS):
+            code = rooms.register(self.room, max_rooms)
+            if not self.backplane.shared:
+                return code
+            key = room_key(code)
+            try:
+                if await self.backplane.acquire(key, self._lease_lost, name.encode()):
+                    self.key = key
+                    await self.backplane.listen(key, self.deliver, self.backplane_lost)
+                    return code
+            except BaseException:
+                rooms.unregister(self.room)
+                raise
+            rooms.unregister(self.room)  # the code is taken on another process
+        raise NoFreeCode("no free room code")
+
+    def unregister(self) -> None:
+        """Give up the room's address and code in the cluster; synchronous."""
+        if self.key:
+            self.backplane.unlisten(self.key)
+            self.backplane.release(self.key)
+            self.key = ""
+
+    def deliver(self, from_here: bool, kind: bytes, payload: bytes) -> None:
+        room = self.room
+        match kind:
+            case b"J":
+                self._join(payload.decode())
+            case b"s" | b"f":
+                player = player_of(payload)
+                # A kicked or dropped client's later frames are not forwarded.
+                if isinstance(room.clients.get(player), RemoteClient):
+                    data = payload[4:]
+                    _tell_from(room, player, data.decode() if kind == b"s" else data)
+                    room.host.stats.frames_relayed += 1
+                    room.host.stats.bytes_relayed += len(data)
+            case b"Q":
+                self.left(player_of(payload))
+
+    def _join(self, address: str) -> None:
+        room = self.room
+        client = RemoteClient(address, self.backplane, room.host.stats)
+        try:
+            player = room.join(client)
+        except RoomLocked:
+            self._answer(address, b"L", b"")
+            _tell(room, _state(room))
+            return
+        client.on_gone = lambda: self.left(player)
+        self._answer(address, b"A", player_bytes(player))
+        _tell(room, PlayerJoined(player))
+        _tell(room, _state(room))
+
+    def _answer(self, address: str, kind: bytes, payload: bytes) -> None:
+        # unanswered, the client's join times out: 1013 on its process
+        with suppress(BackplaneUnavailable, trio.WouldBlock):
+            self.backplane.send_nowait(address, kind, payload)
+
+    def left(self, player: int) -> None:
+        """A remote client's socket is gone, or its address is unheard."""
+        if self.room.leave(player):
+            _report_leave(self.room, player)
+
+    def backplane_lost(self) -> None:
+        """Messages from remote clients may have been lost: drop them all (each
+        is closed with 1013 on its own process)."""
+        for player, client in list(self.room.clients.items()):
+            if isinstance(client, RemoteClient):
+                self.room.drop(player)
+                _report_leave(self.room, player)
+
+    def _lease_lost(self) -> None:
+        self.room.host.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)

@@ -13,7 +13,7 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import coredis
@@ -127,3 +127,20 @@ async def duorelays(
 def joined(room: str, seat: int, ns: str = "default") -> re.Pattern[bytes]:
     """The log line of a join (logged once the seat is held cluster-wide)."""
     return re.compile(rf"joined ns='{ns}' room='{room}' seat={seat}\b".encode())
+
+
+POLL_INTERVAL = 0.02
+
+
+POLL_TIMEOUT = 10.0
+
+
+async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+    """Wait until ``check()`` is true, asking every :data:`POLL_INTERVAL` seconds.
+
+    Only for the state of another process (its metrics, Redis), which sends no
+    event a test could wait on; fails after :data:`POLL_TIMEOUT` seconds.
+    """
+    with trio.fail_after(POLL_TIMEOUT):
+        while not await check():  # noqa: ASYNC110 (no event crosses processes)
+            await trio.sleep(POLL_INTERVAL)

@@ -17,7 +17,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from conftest import Process, Server, closed_with, http_get
-from scaleout.conftest import RedisServer, duorelays, joined
+from scaleout.conftest import RedisServer, duorelays, eventually, joined
 
 FRAMES = 10_000
 
@@ -285,13 +285,17 @@ async def test_slow_receiver_on_another_process_4430(redis: RedisServer) -> None
 
 async def dropped(server: Server, reason: str, count: int, *, wait: bool = True) -> bool:
     """Whether ``server`` dropped ``count`` frames for ``reason`` (its /metrics);
-    with ``wait``, waits until it has. The state of another process can only be
-    polled: this reads the metric every 20 ms."""
-    pattern = rf'duorelay_frames_dropped_total{{reason="{reason}"}} (\S+)'.encode()
-    while True:
+    with ``wait``, waits until it has."""
+
+    async def reached() -> bool:
         _, _, body = await http_get(server, "/metrics")
-        found = re.search(pattern, body)
+        found = re.search(
+            rf'duorelay_frames_dropped_total{{reason="{reason}"}} (\S+)'.encode(), body
+        )
         assert found is not None, body
-        if float(found.group(1)) >= count or not wait:
-            return float(found.group(1)) >= count
-        await trio.sleep(0.02)
+        return float(found.group(1)) >= count
+
+    if wait:
+        await eventually(reached)
+        return True
+    return await reached()
