@@ -2,16 +2,18 @@
 
 Default sessions: tests on Python 3.11 and 3.13 (pip resolves quart-trio 0.12 with
 Quart 0.22 on 3.11 and quart-trio 0.13 with Quart 0.23 on 3.13), ruff (lint and
-format check), mypy (strict) on ``src/``, and e2e: the browser tests in ``tests/e2e``
+format check), mypy (strict) on ``src/``, scaleout: several duorelay processes on one
+real redis-server (``tests/scaleout``), and e2e: the browser tests in ``tests/e2e``
 (Playwright driving Debian's Chromium at /usr/bin/chromium against the real server).
 """
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck", "e2e"]
+nox.options.sessions = ["tests", "scaleout", "lint", "typecheck", "e2e"]
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = True
 
@@ -26,7 +28,23 @@ def tests(session: nox.Session) -> None:
     """Run the test suite against a real Hypercorn server (browser tests: see e2e)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
-    session.run("pytest", "--ignore=tests/e2e", *session.posargs)
+    session.run("pytest", "--ignore=tests/e2e", "--ignore=tests/scaleout", *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+def scaleout(session: nox.Session) -> None:
+    """Rooms across processes: duorelay processes sharing a real Redis (tests/scaleout).
+
+    Needs ``redis-server`` on PATH (``apt-get install redis-server``; .ci/run does
+    it). Without it: fails in CI ($CI set), skips elsewhere.
+    """
+    if shutil.which("redis-server") is None:
+        msg = "scaleout: redis-server not found. Install Debian's package redis-server"
+        if _ci():
+            session.error(msg)
+        session.skip(msg)
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/scaleout", *session.posargs)
 
 
 @nox.session(python="3.11")

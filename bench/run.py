@@ -357,11 +357,18 @@ def wait_quiet(server: Server, limit: float, busy_pct: float = 5.0) -> float:
 
 
 def join_rooms(
-    server: Server, workers: Workers, rooms: int, plan: Plan, prefix: str
+    server: Server,
+    workers: Workers,
+    rooms: int,
+    plan: Plan,
+    prefix: str,
+    seat1_url: str | None = None,
 ) -> dict[str, float]:
     """Connect both seats of ``rooms`` rooms and complete the handshake.
 
     Seat 0 of room i goes to worker i mod P and seat 1 to worker (i+1) mod P.
+    Seats 1 connect to ``seat1_url`` if given (another process of a cluster;
+    ``server`` then stands for every process: its ``cpu()`` is theirs).
     All seats 0 connect first, then all seats 1; after each phase the harness
     waits for the server to go quiet (it may still be reading joins), then
     runs the ``ready``/``ok`` handshake. Returns the wall time of each step.
@@ -375,7 +382,7 @@ def join_rooms(
             per_worker[(i + seat) % count].append((name, seat))
         args = [
             {
-                "url": server.url,
+                "url": seat1_url if seat and seat1_url else server.url,
                 "seats": seats,
                 "concurrency": plan.connect_concurrency,
                 "limit": 10.0,

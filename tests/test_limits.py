@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
 from pythonjsonlogger.json import JsonFormatter
 
 from conftest import LogWatch, Server, StartServer, closed_with, http_get, settle
@@ -84,6 +85,7 @@ async def test_healthz(server: Server) -> None:
     assert health["status"] == "ok"
     assert (health["rooms"], health["connections"]) == (2, 3)
     assert health["uptime"] >= 0
+    assert health["backplane"] == {"kind": "in-process", "available": True}
 
 
 async def test_metrics(server: Server) -> None:
@@ -127,6 +129,42 @@ async def test_log_records_carry_structured_fields(server: Server, server_log: L
     assert isinstance(formatted["seconds"], float)
     assert isinstance(formatted["conn"], int)
     assert "payload-never-logged" not in json.dumps(formatted)
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            {"DUORELAY_REDIS_URL": "localhost:6379"},
+            "DUORELAY_REDIS_URL='localhost:6379': Value error, must start with redis://, "
+            "rediss:// or unix://",
+        ),
+        ({"DUORELAY_REDIS_LEASE": "0.1"}, "DUORELAY_REDIS_LEASE='0.1': Input should be greater"),
+        ({"DUORELAY_REDIS_PREFIX": "a b"}, "DUORELAY_REDIS_PREFIX='a b': String should match"),
+    ],
+)
+def test_bad_redis_settings_are_named(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    from duorelay.settings import SettingsError, load_settings
+
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert message in str(error.value)
+
+
+def test_redis_settings() -> None:
+    from duorelay.settings import Settings
+
+    settings = Settings(redis_url="redis://10.0.0.5:6379/2", redis_lease=2.5)
+    assert (settings.redis_url, settings.redis_prefix, settings.redis_lease) == (
+        "redis://10.0.0.5:6379/2",
+        "duorelay",
+        2.5,
+    )
+    assert Settings().redis_url is None  # the default: rooms live in one process
 
 
 def test_log_format_setting() -> None:

@@ -28,8 +28,9 @@ gone. Both closes are synchronous, in ``finally`` blocks.
 A handler whose frames may come from another process (through the
 backplane, which cannot wait for room in one receiver's outbox) opens an
 *inbox* (:meth:`Session.open_inbox`): a second bounded channel, whose frames
-the ``_pump`` task moves into the outbox in order, waiting for room there.
-Its send end is closed with the outbox, which ends the pump.
+the ``_pump`` task moves into the outbox in order, waiting for room there
+(frames go straight into the outbox while it has room and the inbox is
+empty). Its send end is closed with the outbox, which ends the pump.
 
 Endings: a connection ends in exactly one of these ways, each turned into one
 :class:`Ending` by :meth:`Session.run` and logged in one line:
@@ -106,6 +107,43 @@ class Peer(Protocol):
     def stats(self) -> Stats: ...
 
     def close(self, code: int, reason: str, *, flush: bool = False) -> None: ...
+
+
+class Inbox:
+    """Frames for one connection from a sender that cannot wait (the backplane's
+    drain task, which serves every connection of the process).
+
+    :meth:`send_nowait` puts a frame straight into the outbox when it has room
+    and no earlier frame is still waiting here; else into this inbox's
+    channel (bounded), from which the session's pump moves frames into the
+    outbox in order. ``waiting`` counts the frames in the channel or in the
+    pump's hands, so a later frame never overtakes an earlier one.
+    """
+
+    def __init__(self, outbox: Outbox, channel: Outbox) -> None:
+        self._outbox = outbox
+        self._channel = channel
+        self.waiting = 0
+
+    def send_nowait(self, frame: Frame) -> None:
+        """Queue ``frame`` for the client. Raises ``trio.WouldBlock`` when the
+        inbox is full (the caller decides: 4430), ``trio.ClosedResourceError``
+        once the connection's handler has ended."""
+        if not self.waiting:
+            try:
+                self._outbox.send_nowait(frame)
+                return
+            except trio.WouldBlock:
+                pass
+        self._channel.send_nowait(frame)
+        self.waiting += 1
+
+    async def send(self, frame: Frame) -> None:
+        """:meth:`send_nowait` (an inbox never waits)."""
+        self.send_nowait(frame)
+
+    def close(self) -> None:
+        self._channel.close()
 
 
 CLOSE_TIMEOUT = 5.0
@@ -275,7 +313,7 @@ class Session:
         self._handler_done = False
         self._at_end: list[Callable[[], None]] = []
         self._nursery: trio.Nursery | None = None
-        self._inbox: Outbox | None = None
+        self._inbox: Inbox | None = None
         outbox, self._outbox_receive = trio.open_memory_channel[Frame](settings.outbox_size)
         self.outbox: Outbox = outbox
         """The send end of this connection's outbox (bounded by ``outbox_size``),
@@ -297,21 +335,19 @@ class Session:
             self._flush = flush
             self._handler_scope.cancel()
 
-    def open_inbox(self, size: int) -> Outbox:
-        """Open this connection's inbox: the send end of a channel of ``size``
-        frames, for senders that must never wait (``send_nowait`` only; a full
-        inbox is the caller's to handle).
+    def open_inbox(self, size: int) -> Inbox:
+        """Open this connection's :class:`Inbox` of ``size`` frames, for
+        senders that must never wait. Call it from the handler, at most once.
 
-        A pump task of this session moves each frame into the outbox, in
-        order, waiting for room there. The inbox is closed when the handler
-        ends, with the outbox; the pump then ends. Call it from the handler,
-        at most once.
+        A pump task of this session moves the inbox's frames into the outbox,
+        in order, waiting for room there. The inbox is closed when the handler
+        ends, with the outbox; the pump then ends.
         """
         assert self._nursery is not None and self._inbox is None, "once, from the handler"
-        inbox, inbox_receive = trio.open_memory_channel[Frame](size)
-        self._inbox = inbox
-        self._nursery.start_soon(self._pump, inbox_receive)
-        return inbox
+        channel, inbox_receive = trio.open_memory_channel[Frame](size)
+        self._inbox = Inbox(self.outbox, channel)
+        self._nursery.start_soon(self._pump, self._inbox, inbox_receive)
+        return self._inbox
 
     def at_end(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (synchronous) when this connection is over.
@@ -436,18 +472,19 @@ class Session:
             return Ending(CloseCode.INTERNAL_ERROR, "internal error")
         return Ending(CloseCode.NORMAL, "")
 
-    async def _pump(self, inbox: trio.MemoryReceiveChannel[Frame]) -> None:
+    async def _pump(self, inbox: Inbox, frames: trio.MemoryReceiveChannel[Frame]) -> None:
         """The pump: move the inbox's frames into the outbox, in order.
 
         Ends when the inbox is closed and empty, or when the outbox is closed
         (the handler ended: the frames left are dropped, as in the outbox).
         """
-        with inbox:
-            async for frame in inbox:
+        with frames:
+            async for frame in frames:
                 try:
                     await self.outbox.send(frame)
                 except (trio.ClosedResourceError, trio.BrokenResourceError):
                     return
+                inbox.waiting -= 1
 
     async def _write(self) -> None:
         """The writer: send this connection's outbox to its websocket, in order.

@@ -16,7 +16,7 @@ import coredis
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from conftest import Process, Server, closed_with, http_get
+from conftest import DUORELAY, Process, Server, closed_with, http_get, server_process
 from scaleout.conftest import RedisServer, duorelays, eventually, joined
 
 FRAMES = 10_000
@@ -299,3 +299,23 @@ async def dropped(server: Server, reason: str, count: int, *, wait: bool = True)
         await eventually(reached)
         return True
     return await reached()
+
+
+async def test_redis_down_at_start_then_up(redis: RedisServer) -> None:
+    await redis.stop()
+    async with server_process(*DUORELAY, DUORELAY_REDIS_URL=redis.url) as (proc, server):
+        # The server starts without Redis, says so, and refuses joins with 1013.
+        await proc.read_until(re.compile(rb"backplane unavailable: "))
+        backplane = (await health(server))["backplane"]
+        assert isinstance(backplane, dict)
+        assert (backplane["kind"], backplane["available"]) == ("redis", False)
+        assert "Connect" in str(backplane["error"]) or "refused" in str(backplane["error"])
+        async with server.join("early", 0) as early:
+            assert await closed_with(early) == (1013, "backplane unavailable: try again later")
+        # Redis comes up: the server connects by itself.
+        await redis.start()
+        await proc.read_until(re.compile(rb"backplane connected to "))
+        async with server.join("early", 0) as a, server.join("early", 1) as b:
+            await proc.read_next(joined("early", 1))
+            await a.send_message("now")
+            assert await b.get_message() == "now"
