@@ -106,7 +106,9 @@ def bench(session: nox.Session) -> None:
     """Benchmarks (bench/run.py): duorelay against a raw-ASGI Hypercorn relay and a
     python-websockets relay. Not in the default run. ``nox -s bench -- --quick`` is
     the short version (under 2 minutes); the full run rewrites the results in
-    docs/benchmarks.md. py-spy needs ptrace (root, or CAP_SYS_PTRACE)."""
+    docs/benchmarks.md. py-spy needs ptrace (root, or CAP_SYS_PTRACE).
+    ``nox -s bench -- --scaleout [--quick]`` runs bench/scaleout.py instead: the
+    cost of a frame between two processes through Redis (needs redis-server)."""
     session.install(
         "-e",
         ".",
@@ -116,4 +118,10 @@ def bench(session: nox.Session) -> None:
         "psutil>=6.0",
         "py-spy>=0.4",
     )
-    session.run("python", "bench/run.py", *session.posargs)
+    args = list(session.posargs)
+    if "--scaleout" in args:
+        # bench/scaleout.py: cross-process frames through Redis (needs redis-server)
+        args.remove("--scaleout")
+        session.run("python", "bench/scaleout.py", *args)
+    else:
+        session.run("python", "bench/run.py", *args)

@@ -58,6 +58,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+import anyio
 import coredis
 import coredis.exceptions
 import trio
@@ -69,8 +70,10 @@ log = logging.getLogger("duorelay")
 
 T = TypeVar("T")
 
-PUBLISH_QUEUE = 1024
-"""Messages that may wait for the publisher; a sender waits when it is full."""
+PUBLISH_QUEUE = 4096
+"""Messages that may wait for the publisher (each at most ``max_message_size``
+bytes); a Kamon sender waits when it is full, a WMBP host's message to a
+remote client finds it full and that client is dropped as too slow (4430)."""
 
 PUBLISH_BATCH = 256
 """Most messages sent to Redis in one pipeline."""
@@ -84,7 +87,14 @@ RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 UNAVAILABLE = "backplane unavailable: try again later"
 """The close reason sent with 1013 when Redis is out of reach."""
 
-REDIS_ERRORS = (coredis.exceptions.RedisError, OSError, trio.TooSlowError, TimeoutError)
+REDIS_ERRORS = (
+    coredis.exceptions.RedisError,
+    OSError,
+    trio.TooSlowError,
+    TimeoutError,
+    anyio.ClosedResourceError,  # coredis writing to a connection it has closed
+    anyio.BrokenResourceError,
+)
 """What a Redis command raises when Redis is out of reach or too slow."""
 
 # One key: take it if it is free or held by this process (an earlier holder
@@ -155,6 +165,10 @@ _Message = tuple["Sender | None", bytes, bytes, "Callable[[], None] | None"]
 class _Listener:
     deliver: Deliver
     on_lost: Callable[[], None]
+    on_back: Callable[[], None] | None
+    live: bool = False
+    """False until Redis confirmed this listener's SUBSCRIBE: messages before
+    that were published for an earlier listener of the address."""
 
 
 class Backplane:
@@ -192,7 +206,13 @@ class Backplane:
     def release(self, key: str) -> None:
         pass
 
-    async def listen(self, address: str, deliver: Deliver, on_lost: Callable[[], None]) -> None:
+    async def listen(
+        self,
+        address: str,
+        deliver: Deliver,
+        on_lost: Callable[[], None],
+        on_back: Callable[[], None] | None = None,
+    ) -> None:
         pass
 
     def unlisten(self, address: str) -> None:
@@ -242,6 +262,7 @@ class RedisBackplane(Backplane):
         self._tokens = (self._node + b":%d" % n for n in range(1, 1 << 62))
         self._leases: dict[bytes, _Lease] = {}
         self._listeners: dict[bytes, _Listener] = {}
+        self._confirmations: dict[bytes, int] = {}  # SUBSCRIBE replies still to come
         self._releases: list[tuple[bytes, bytes]] = []
         self._unlistens: set[bytes] = set()
         self._wake = trio.Event()
@@ -280,11 +301,18 @@ class RedisBackplane(Backplane):
         """
         name = self.name(key)
         value = next(self._tokens) + b" " + data
-        result = await self._command(
-            lambda client: client.eval(
-                _ACQUIRE, keys=[name], args=[value, self._node + b":", self._lease_ms]
+        try:
+            result = await self._command(
+                lambda client: client.eval(
+                    _ACQUIRE, keys=[name], args=[value, self._node + b":", self._lease_ms]
+                )
             )
-        )
+        except BaseException:
+            # Cancelled or failed after Redis may have set the key: release it
+            # (the script deletes it only if it still holds this value).
+            self._releases.append((name, value))
+            self._wake.set()
+            raise
         if result != 1:
             return False
         self._leases[name] = _Lease(value, on_lost)
@@ -309,21 +337,39 @@ class RedisBackplane(Backplane):
             self._releases.append((self.name(key), lease.value))
             self._wake.set()
 
-    async def listen(self, address: str, deliver: Deliver, on_lost: Callable[[], None]) -> None:
+    async def listen(
+        self,
+        address: str,
+        deliver: Deliver,
+        on_lost: Callable[[], None],
+        on_back: Callable[[], None] | None = None,
+    ) -> None:
         """Subscribe to ``address``; returns once Redis confirmed the subscription.
 
         From then on, each message sent to ``address`` by any process is given
-        to ``deliver``. ``on_lost`` is called when Redis is lost (messages to
-        the address may have been lost). Raises :class:`BackplaneUnavailable`.
+        to ``deliver`` (messages published before, for an earlier listener of
+        the address, are not). ``on_lost`` is called when Redis is lost
+        (messages to the address may have been lost), ``on_back`` when it is
+        back. Raises :class:`BackplaneUnavailable`.
         """
         name = self.name(address)
-        self._listeners[name] = _Listener(deliver, on_lost)
+        self._listeners[name] = _Listener(deliver, on_lost, on_back)
         self._unlistens.discard(name)
         try:
-            await self._command(lambda _: self._subscribed().subscribe(name))
+            await self._command(lambda _: self._subscribe(self._subscribed(), [name]))
         except BaseException:
             self.unlisten(address)
             raise
+
+    async def _subscribe(
+        self, pubsub: coredis.patterns.pubsub.PubSub[bytes], names: list[bytes]
+    ) -> None:
+        """SUBSCRIBE, counting the confirmations ``_drain`` must see before the
+        listeners are live (Redis confirms each SUBSCRIBE, even a repeated one)."""
+        for name in names:
+            self._confirmations[name] = self._confirmations.get(name, 0) + 1
+        await pubsub.subscribe(*names)
+        _forget_waiters(pubsub, names)
 
     def unlisten(self, address: str) -> None:
         """Stop delivering messages to ``address``: at once here, in Redis soon."""
@@ -406,24 +452,33 @@ class RedisBackplane(Backplane):
                 async with client:
                     with trio.fail_after(REDIS_TIMEOUT):
                         await client.ping()
-                    async with client.pubsub(
-                        ignore_subscribe_messages=True, retry_policy=None
-                    ) as pubsub:
+                    # No retries: coredis would reconnect and resubscribe silently,
+                    # and messages published meanwhile would be lost without a sign.
+                    async with client.pubsub(retry_policy=None) as pubsub:
                         with trio.fail_after(REDIS_TIMEOUT):
+                            self._confirmations.clear()
+                            for listener in self._listeners.values():
+                                listener.live = False
                             if self._listeners:
-                                await pubsub.subscribe(*self._listeners)
+                                await self._subscribe(pubsub, list(self._listeners))
                             self._client = client
                             await self._renew()
                         self._pubsub = pubsub
                         connected = True
                         self.failure = ""
                         log.info("backplane connected to %s node=%s", self.url, self.node)
+                        for listener in list(self._listeners.values()):
+                            if listener.on_back is not None:
+                                _call(listener.on_back)
                         async with trio.open_nursery() as nursery:
                             nursery.start_soon(self._drain, pubsub)
                             nursery.start_soon(self._publish, client)
                             nursery.start_soon(self._maintain)
         except* REDIS_ERRORS as group:
             self._lose(_describe(group))
+        except* Exception as group:  # a bug: logged; run() reconnects after a pause
+            log.error("backplane failed", exc_info=group)
+            self._lose(f"internal error: {_describe(group)}")
         finally:
             self._client = self._pubsub = self._connection = None
         if not self.failure:
@@ -443,14 +498,14 @@ class RedisBackplane(Backplane):
             log.warning("backplane unavailable: %s", reason)
             self.failure = reason
         for listener in list(self._listeners.values()):
-            listener.on_lost()
+            _call(listener.on_lost)
         while True:
             try:
                 sender, _, _, _ = self._queue_out.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
             if sender is not None:
-                sender.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
+                _call(sender.close, CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
 
     async def _command(self, command: Callable[[coredis.Redis[bytes]], Awaitable[T]]) -> T:
         """Run one Redis command for a handler; a failure drops the connection."""
@@ -475,13 +530,23 @@ class RedisBackplane(Backplane):
         size = len(node)
         while True:
             message = await pubsub.get_message()
-            if message is None or message["type"] != "message":
+            if message is None or not isinstance(channel := message["channel"], bytes):
                 continue
-            channel, data = message["channel"], message["data"]
-            listener = self._listeners.get(channel) if isinstance(channel, bytes) else None
-            if listener is None or not isinstance(data, bytes) or len(data) <= size:
-                continue  # an address given up while the message was on its way
-            listener.deliver(data[:size] == node, data[size : size + 1], data[size + 1 :])
+            listener = self._listeners.get(channel)
+            if message["type"] == "subscribe":
+                left = self._confirmations.pop(channel, 1) - 1
+                if left > 0:
+                    self._confirmations[channel] = left
+                elif listener is not None:
+                    listener.live = True
+                continue
+            data = message["data"]
+            if message["type"] != "message" or listener is None or not listener.live:
+                continue  # for an earlier listener of the address, or none
+            if isinstance(data, bytes) and len(data) > size:
+                _call(
+                    listener.deliver, data[:size] == node, data[size : size + 1], data[size + 1 :]
+                )
 
     async def _publish(self, client: coredis.Redis[bytes]) -> None:
         """Publish queued messages in order, up to :data:`PUBLISH_BATCH` at a time.
@@ -509,7 +574,7 @@ class RedisBackplane(Backplane):
                 except REDIS_ERRORS as error:
                     for sender, _, _, _ in batch:
                         if sender is not None:
-                            sender.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
+                            _call(sender.close, CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
                     self._fail(_describe(error))
                     return
                 for (_, _, _, on_absent), count in zip(batch, counts, strict=True):
@@ -517,7 +582,7 @@ class RedisBackplane(Backplane):
                         if on_absent is None:
                             self.stats.frames_dropped["absent_peer"] += 1
                         else:
-                            on_absent()
+                            _call(on_absent)
 
     async def _maintain(self) -> None:
         """Release keys and unsubscribe as soon as asked; renew leases every lease/3 s."""
@@ -544,6 +609,7 @@ class RedisBackplane(Backplane):
         self._unlistens.clear()
         if names and self._pubsub is not None:
             await self._pubsub.unsubscribe(*names)
+            _forget_waiters(self._pubsub, names)
         client = self._client
         if releases and client is not None:
             async with client.pipeline(transaction=False) as pipeline:
@@ -567,7 +633,29 @@ class RedisBackplane(Backplane):
                 name, lease = chunk[int(index) - 1]
                 if self._leases.get(name) is lease:
                     del self._leases[name]
-                    lease.on_lost()
+                    _call(lease.on_lost)
+
+
+def _call(callback: Callable[..., None], *args: object) -> None:
+    """Run a handler's callback for the backplane's task: a failure is a bug in
+    that callback, logged, and must not end the backplane (nor the server)."""
+    try:
+        callback(*args)
+    except Exception:
+        log.exception("backplane callback %r failed", callback)
+
+
+def _forget_waiters(pubsub: coredis.patterns.pubsub.PubSub[bytes], names: list[bytes]) -> None:
+    """Drop coredis' emptied (un)subscription waiter lists of ``names``.
+
+    coredis 6 keeps one dict entry per channel ever (un)subscribed, until the
+    connection closes: unbounded with many short-lived addresses. This reaches
+    into its private state (checked with coredis 6.9; pinned below 7).
+    """
+    for waiters in (pubsub._subscription_waiters, pubsub._unsubscription_waiters):
+        for name in names:
+            if not waiters.get(name, True):
+                del waiters[name]
 
 
 def _describe(error: BaseException) -> str:

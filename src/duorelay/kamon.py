@@ -136,7 +136,7 @@ async def _join_cluster(
 
     def deliver(from_here: bool, kind: bytes, payload: bytes) -> None:
         stats = session.stats
-        if from_here or not seat.is_held:
+        if from_here or not seat.joined or not seat.is_held:
             stats.frames_dropped["absent_peer"] += 1
             return
         frame: Frame = payload.decode() if kind == TEXT else payload

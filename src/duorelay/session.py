@@ -346,7 +346,7 @@ class Session:
         assert self._nursery is not None and self._inbox is None, "once, from the handler"
         channel, inbox_receive = trio.open_memory_channel[Frame](size)
         self._inbox = Inbox(self.outbox, channel)
-        self._nursery.start_soon(self._pump, self._inbox, inbox_receive)
+        self._nursery.start_soon(self._pump, self._inbox, inbox_receive, self.outbox.clone())
         return self._inbox
 
     def at_end(self, callback: Callable[[], None]) -> None:
@@ -472,18 +472,24 @@ class Session:
             return Ending(CloseCode.INTERNAL_ERROR, "internal error")
         return Ending(CloseCode.NORMAL, "")
 
-    async def _pump(self, inbox: Inbox, frames: trio.MemoryReceiveChannel[Frame]) -> None:
+    async def _pump(
+        self, inbox: Inbox, frames: trio.MemoryReceiveChannel[Frame], outbox: Outbox
+    ) -> None:
         """The pump: move the inbox's frames into the outbox, in order.
 
-        Ends when the inbox is closed and empty, or when the outbox is closed
-        (the handler ended: the frames left are dropped, as in the outbox).
+        ``outbox`` is a clone of the outbox's send end, closed by the pump
+        when it ends: the session's own send end closes when the handler ends
+        (senders see it at once), while the writer, which ends once every send
+        end is closed, still gets the frames the inbox held (a flushing close
+        sends them). Ends when the inbox is closed and empty, or cancelled with
+        the session's nursery.
         """
-        with frames:
+        with frames, outbox:
             async for frame in frames:
                 try:
-                    await self.outbox.send(frame)
-                except (trio.ClosedResourceError, trio.BrokenResourceError):
-                    return
+                    await outbox.send(frame)
+                except trio.BrokenResourceError:
+                    return  # the writer is gone
                 inbox.waiting -= 1
 
     async def _write(self) -> None:

@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        if value:
+            import coredis  # imported only when a backplane is configured
+
+            coredis.ConnectionPool.from_url(value)  # ValueError: a bad port, db, option
         return value or None
 
     @field_validator("static_dir")

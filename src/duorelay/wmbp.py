@@ -45,9 +45,19 @@ from duorelay.protocols.wmbp import (
 )
 from duorelay.rooms import CODE_DRAWS, HostRoom, NoFreeCode, Registry, RoomLocked
 from duorelay.session import Frame, Peer, Session
-from duorelay.wmbp_cluster import RemoteClient, player_bytes, player_of, remote_client, room_key
+from duorelay.wmbp_cluster import (
+    RemoteClient,
+    player_bytes,
+    player_of,
+    remote_client,
+    room_key,
+    send_close,
+)
 
 TOO_SLOW = "too slow: the outbox is full"
+
+MAX_REMEMBERED_CLOSES = 1024
+"""Closed remote clients a host room remembers until their leave arrives."""
 
 
 async def host(session: Session, rooms: Registry[Peer], backplane: Backplane) -> None:
@@ -247,6 +257,10 @@ class HostListener:
         self.room = room
         self.backplane = backplane
         self.key = ""
+        self._players: dict[str, int] = {}  # remote clients' addresses -> player ids
+        # Remote clients the room closed, until their leave arrives: their close
+        # message is sent again when they are heard from or Redis is back.
+        self._closed: dict[int, tuple[str, bytes]] = {}
 
     async def register(self, rooms: Registry[Peer], max_rooms: int, name: str) -> str:
         """Register the room here and, with a shared backplane, in the cluster.
@@ -262,7 +276,9 @@ class HostListener:
             try:
                 if await self.backplane.acquire(key, self._lease_lost, name.encode()):
                     self.key = key
-                    await self.backplane.listen(key, self.deliver, self.backplane_lost)
+                    await self.backplane.listen(
+                        key, self.deliver, self.backplane_lost, self.backplane_back
+                    )
                     return code
             except BaseException:
                 rooms.unregister(self.room)
@@ -290,8 +306,12 @@ class HostListener:
                     _tell_from(room, player, data.decode() if kind == b"s" else data)
                     room.host.stats.frames_relayed += 1
                     room.host.stats.bytes_relayed += len(data)
+                elif player in self._closed:
+                    send_close(self.backplane, *self._closed[player])
             case b"Q":
-                self.left(player_of(payload))
+                player = self._players.pop(payload.decode(), 0)
+                self._closed.pop(player, None)
+                self.left(player)
 
     def _join(self, address: str) -> None:
         room = self.room
@@ -302,7 +322,9 @@ class HostListener:
             self._answer(address, b"L", b"")
             _tell(room, _state(room))
             return
+        self._players[address] = player
         client.on_gone = lambda: self.left(player)
+        client.on_close = lambda payload: self._remember_close(player, address, payload)
         self._answer(address, b"A", player_bytes(player))
         _tell(room, PlayerJoined(player))
         _tell(room, _state(room))
@@ -317,13 +339,25 @@ class HostListener:
         if self.room.leave(player):
             _report_leave(self.room, player)
 
+    def _remember_close(self, player: int, address: str, payload: bytes) -> None:
+        self._closed[player] = (address, payload)
+        if len(self._closed) > MAX_REMEMBERED_CLOSES:
+            del self._closed[next(iter(self._closed))]  # the oldest
+
     def backplane_lost(self) -> None:
-        """Messages from remote clients may have been lost: drop them all (each
-        is closed with 1013 on its own process)."""
+        """Messages from remote clients may have been lost: drop them all, and
+        close them with 1013 (sent when Redis is back, if their own process
+        did not lose Redis too)."""
         for player, client in list(self.room.clients.items()):
             if isinstance(client, RemoteClient):
                 self.room.drop(player)
+                client.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
                 _report_leave(self.room, player)
+
+    def backplane_back(self) -> None:
+        """Redis is back: send the close messages that may have been lost."""
+        for address, payload in list(self._closed.values()):
+            send_close(self.backplane, address, payload)
 
     def _lease_lost(self) -> None:
         self.room.host.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)

@@ -22,7 +22,7 @@ to         kind                        payload
 =========  ==========================  ==============================================
 host       ``J`` join                  the client's address (UTF-8)
 host       ``s`` / ``f`` frame         player id + text (UTF-8) / binary frame
-host       ``Q`` left                  player id (the client's socket is gone)
+host       ``Q`` left                  the client's address (its socket is gone)
 client     ``A`` accepted / ``L``      player id / nothing (the room is locked: 4423)
 client     ``t`` / ``b`` frame         text (UTF-8) / binary frame from the host
 client     ``C`` close                 close code (2 bytes), flush (1 byte), reason
@@ -38,6 +38,7 @@ process go on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 
 import trio
@@ -75,7 +76,9 @@ class RemoteClient:
     ``trio.WouldBlock`` when the publish queue is full, which the host treats
     as a slow client: 4430); ``close`` sends the close code for the client's
     process to apply. ``on_gone`` is called when a message finds nobody at the
-    address (the client left, or its process died).
+    address (the client left, or its process died); ``on_close`` when the room
+    closes it (the close message may be lost: the host's listener sends it
+    again when the client is heard from).
     """
 
     def __init__(self, address: str, backplane: Backplane, stats: Stats) -> None:
@@ -83,7 +86,8 @@ class RemoteClient:
         self.backplane = backplane
         self.stats = stats
         self.outbox = self
-        self.on_gone = _nothing
+        self.on_gone: Callable[[], None] = _nothing
+        self.on_close: Callable[[bytes], None] = _ignore
 
     def send_nowait(self, frame: Frame) -> None:
         kind, data = (b"t", frame.encode()) if isinstance(frame, str) else (b"b", frame)
@@ -97,12 +101,22 @@ class RemoteClient:
 
     def close(self, code: int, reason: str, *, flush: bool = False) -> None:
         payload = code.to_bytes(2, "big") + bytes([flush]) + reason.encode()
-        # Redis is lost or jammed: the client's process closes it (1013)
-        with suppress(BackplaneUnavailable, trio.WouldBlock):
-            self.backplane.send_nowait(self.address, b"C", payload)
+        self.on_close(payload)
+        send_close(self.backplane, self.address, payload)
+
+
+def send_close(backplane: Backplane, address: str, payload: bytes) -> None:
+    """Send a ``C`` message; if Redis is lost or the publish queue full, it is
+    sent again when the client is next heard from (or Redis is back)."""
+    with suppress(BackplaneUnavailable, trio.WouldBlock):
+        backplane.send_nowait(address, b"C", payload)
 
 
 def _nothing() -> None:
+    pass
+
+
+def _ignore(payload: bytes) -> None:
     pass
 
 
@@ -154,6 +168,9 @@ async def remote_client(session: Session, code: str, backplane: Backplane) -> No
         await backplane.listen(address, deliver, lost)
         try:
             await backplane.send(host_address, b"J", address.encode(), session, host_gone)
+            # From now on the host may count this client in: tell it when the
+            # socket is gone, whatever happens next.
+            session.at_end(lambda: _send_leave(backplane, host_address, address))
             with trio.move_on_after(JOIN_TIMEOUT):
                 await answered.wait()
             if "absent" in answer:
@@ -165,24 +182,19 @@ async def remote_client(session: Session, code: str, backplane: Backplane) -> No
             player = int(answer["player"])
             session.where = {"room": code, "player": player}
             session.log("joined")
-            try:
-                while True:
-                    frame = await session.receive()
-                    kind, data = (
-                        (b"s", frame.encode()) if isinstance(frame, str) else (b"f", frame)
-                    )
-                    await backplane.send(
-                        host_address, kind, player_bytes(player) + data, session, host_gone
-                    )
-            finally:
-                session.at_end(lambda: _send_leave(backplane, host_address, player))
+            while True:
+                frame = await session.receive()
+                kind, data = (b"s", frame.encode()) if isinstance(frame, str) else (b"f", frame)
+                await backplane.send(
+                    host_address, kind, player_bytes(player) + data, session, host_gone
+                )
         finally:
             backplane.unlisten(address)
     except BackplaneUnavailable:
         raise ProtocolError(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE) from None
 
 
-def _send_leave(backplane: Backplane, host_address: str, player: int) -> None:
-    # the host finds the client's address unheard when it next sends
+def _send_leave(backplane: Backplane, host_address: str, address: str) -> None:
+    # if this is lost, the host finds the client's address unheard when it next sends
     with suppress(BackplaneUnavailable, trio.WouldBlock):
-        backplane.send_nowait(host_address, b"Q", player_bytes(player))
+        backplane.send_nowait(host_address, b"Q", address.encode())

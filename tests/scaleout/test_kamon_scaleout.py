@@ -18,6 +18,7 @@ from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from conftest import DUORELAY, Process, Server, closed_with, http_get, server_process
 from scaleout.conftest import RedisServer, duorelays, eventually, joined
+from test_wmbp import hosting
 
 FRAMES = 10_000
 
@@ -312,6 +313,15 @@ async def test_redis_down_at_start_then_up(redis: RedisServer) -> None:
         assert "Connect" in str(backplane["error"]) or "refused" in str(backplane["error"])
         async with server.join("early", 0) as early:
             assert await closed_with(early) == (1013, "backplane unavailable: try again later")
+        # A WMBP host gets the error message first, then the close (its inbox is
+        # flushed before the close frame).
+        async with hosting(server) as host:
+            await host.send({"cmd": "prepare", "max_players": 4, "name": "quiz"})
+            assert await host.recv() == {
+                "cmd": "error",
+                "reason": "backplane unavailable: try again later",
+            }
+            assert await closed_with(host.ws) == (1013, "backplane unavailable: try again later")
         # Redis comes up: the server connects by itself.
         await redis.start()
         await proc.read_until(re.compile(rb"backplane connected to "))
@@ -319,3 +329,60 @@ async def test_redis_down_at_start_then_up(redis: RedisServer) -> None:
             await proc.read_next(joined("early", 1))
             await a.send_message("now")
             assert await b.get_message() == "now"
+
+
+async def test_sigterm_frees_seats_at_once(redis: RedisServer) -> None:
+    # A lease far longer than the test: only an explicit release frees the seat.
+    env = {"DUORELAY_REDIS_LEASE": "600"}
+    async with duorelays(redis, 2, **env) as [(proc_a, server_a), (proc_b, server_b)]:
+        async with server_a.join("moving", 0) as leaving:
+            await proc_a.read_next(joined("moving", 0))
+            proc_a.process.send_signal(signal.SIGTERM)
+            assert await closed_with(leaving) == (1001, "server shutting down")
+            with trio.fail_after(10):
+                await proc_a.process.wait()
+        assert proc_a.process.returncode == 0
+        assert b"Traceback" not in proc_a.stderr
+        # The player reconnects to the other process and gets its seat back.
+        async with server_b.join("moving", 0) as back, server_b.join("moving", 1) as peer:
+            await proc_b.read_next(joined("moving", 1))
+            await back.send_message("back")
+            assert await peer.get_message() == "back"
+
+
+async def test_refused_newcomer_gets_none_of_the_holders_frames(redis: RedisServer) -> None:
+    # The newcomer listens on the seat's address before it asks for the lease:
+    # while it waits for the answer (4409), frames for the holder must not reach it.
+    async with (
+        duorelays(redis, 3) as [(proc_a, server_a), (proc_b, server_b), (_, server_c)],
+        server_a.join("busy", 1) as holder,
+        server_b.join("busy", 0) as sender,
+    ):
+        await proc_a.read_next(joined("busy", 1))
+        await proc_b.read_next(joined("busy", 0))
+        received: list[int] = []
+        async with trio.open_nursery() as nursery:
+
+            async def stream() -> None:
+                for i in range(1_000_000):
+                    await sender.send_message(f"for the holder {i}")
+
+            async def drain() -> None:
+                while True:
+                    await holder.get_message()
+
+            nursery.start_soon(stream)
+            nursery.start_soon(drain)
+            for _ in range(20):
+                async with server_c.join("busy", 1) as refused:
+                    frames = 0
+                    try:
+                        while True:
+                            await refused.get_message()
+                            frames += 1
+                    except ConnectionClosed as closed:
+                        assert closed.reason is not None
+                        assert closed.reason.code == 4409
+                    received.append(frames)
+            nursery.cancel_scope.cancel()
+        assert received == [0] * 20
