@@ -87,6 +87,7 @@ def e2e(session: nox.Session) -> None:
         ".",
         "pytest>=8.3",
         "pytest-trio>=0.8",  # pyproject.toml sets trio_mode for every pytest run
+        "pytest-timeout>=2.3",  # and a per-test timeout
         "playwright>=1.45",
         "axe-playwright-python>=0.1.4",  # bundles axe-core's axe.min.js
     )
