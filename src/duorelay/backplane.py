@@ -15,11 +15,13 @@ implementations share one interface:
 
 Two primitives are all a protocol handler needs:
 
-- ``await acquire(key, on_lost)`` / ``release(key)``: exclusive ownership of
-  ``key`` across the cluster (a seat: PROTOCOLS.md section 1, rule 3).
-- ``await listen(address, deliver, on_lost)`` / ``unlisten(address)``:
-  ``deliver`` is called, synchronously, for each message another process
-  sends to ``address`` with ``await send(address, kind, payload, sender)``.
+- ``await acquire(key, on_lost, data)`` / ``release(key)``: exclusive
+  ownership of ``key`` across the cluster (a seat: PROTOCOLS.md section 1,
+  rule 3); ``await lookup(key)`` reads its ``data`` (a WMBP room's name).
+- ``await listen(address, deliver, on_lost, on_back)`` / ``unlisten(address)``:
+  ``deliver`` is called, synchronously, for each message a process sends to
+  ``address`` with ``send`` / ``send_nowait(address, kind, payload, sender,
+  on_absent)`` after the subscription was confirmed.
 
 ``release`` and ``unlisten`` are synchronous (they only queue the Redis work),
 so a session calls them in ``finally`` blocks even while being cancelled
@@ -29,7 +31,7 @@ Task tree of the Redis backplane (owned by the app's serving nursery)::
 
     RedisBackplane.run             connects, and reconnects with backoff
      └─ connection nursery         one per Redis connection, cancelled on any failure
-         ├─ _drain                 pub/sub -> deliver() -> the receivers' outboxes
+         ├─ _drain                 pub/sub -> deliver() -> the receivers' inboxes
          ├─ _publish               publish queue -> Redis, pipelined, in order
          └─ _maintain              renew leases, release keys, unsubscribe
 
@@ -182,6 +184,9 @@ class Backplane:
     shared = False
     """Whether other processes share the rooms (False: never send or listen)."""
 
+    node = "local"
+    """This process's id in the cluster (in addresses that must be unique)."""
+
     @property
     def available(self) -> bool:
         return True
@@ -193,9 +198,6 @@ class Backplane:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Nothing to run in-process."""
         task_status.started()
-
-    node = "local"
-    """This process's id in the cluster (in addresses that must be unique)."""
 
     async def acquire(self, key: str, on_lost: Callable[[], None], data: bytes = b"") -> bool:
         return True
@@ -307,7 +309,7 @@ class RedisBackplane(Backplane):
                     _ACQUIRE, keys=[name], args=[value, self._node + b":", self._lease_ms]
                 )
             )
-        except BaseException:
+        except BaseException:  # cleaned up, then re-raised (trio.Cancelled included)
             # Cancelled or failed after Redis may have set the key: release it
             # (the script deletes it only if it still holds this value).
             self._releases.append((name, value))
@@ -357,7 +359,7 @@ class RedisBackplane(Backplane):
         self._unlistens.discard(name)
         try:
             await self._command(lambda _: self._subscribe(self._subscribed(), [name]))
-        except BaseException:
+        except BaseException:  # cleaned up, then re-raised (trio.Cancelled included)
             self.unlisten(address)
             raise
 
@@ -641,7 +643,7 @@ def _call(callback: Callable[..., None], *args: object) -> None:
     that callback, logged, and must not end the backplane (nor the server)."""
     try:
         callback(*args)
-    except Exception:
+    except Exception:  # a bug in the callback: logged; trio.Cancelled is not an Exception
         log.exception("backplane callback %r failed", callback)
 
 

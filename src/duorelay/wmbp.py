@@ -280,7 +280,7 @@ class HostListener:
                         key, self.deliver, self.backplane_lost, self.backplane_back
                     )
                     return code
-            except BaseException:
+            except BaseException:  # cleaned up, then re-raised (trio.Cancelled included)
                 rooms.unregister(self.room)
                 raise
             rooms.unregister(self.room)  # the code is taken on another process
