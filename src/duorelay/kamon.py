@@ -19,8 +19,8 @@ frame whose peer is not in this process is sent to the other seat's address;
 nobody listening there means nobody holds it, and the frame is dropped (rule
 5). Frames between two seats of one process never go through Redis.
 Frames from another process arrive in the receiver's inbox
-(:meth:`~duorelay.session.Session.open_inbox`, ``max_burst`` frames: a sender
-within its rate limit cannot fill it alone). There is no back-pressure across
+(:meth:`~duorelay.session.Session.open_inbox`, ``max(outbox_size, max_burst)``
+frames: a sender within its rate limit cannot fill it alone). There is no back-pressure across
 processes: a receiver whose inbox is full when a frame arrives is closed with
 4430 (PROTOCOLS.md, close code table).
 """
@@ -132,7 +132,7 @@ async def _join_cluster(
     can miss it. Frames that reach the address from this process were sent
     while this seat was not joined yet (its peer here saw no peer): dropped.
     """
-    inbox = session.open_inbox(session.settings.max_burst)
+    inbox = session.open_inbox()
 
     def deliver(from_here: bool, kind: bytes, payload: bytes) -> None:
         stats = session.stats

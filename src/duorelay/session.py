@@ -335,15 +335,18 @@ class Session:
             self._flush = flush
             self._handler_scope.cancel()
 
-    def open_inbox(self, size: int) -> Inbox:
-        """Open this connection's :class:`Inbox` of ``size`` frames, for
-        senders that must never wait. Call it from the handler, at most once.
+    def open_inbox(self) -> Inbox:
+        """Open this connection's :class:`Inbox`, for senders that must never
+        wait. Call it from the handler, at most once.
 
-        A pump task of this session moves the inbox's frames into the outbox,
-        in order, waiting for room there. The inbox is closed when the handler
-        ends, with the outbox; the pump then ends.
+        It holds ``max(outbox_size, max_burst)`` frames: a sender within its
+        rate limit cannot fill it alone. A pump task of this session moves the
+        inbox's frames into the outbox, in order, waiting for room there. The
+        inbox is closed when the handler ends, with the outbox; the pump then
+        ends.
         """
         assert self._nursery is not None and self._inbox is None, "once, from the handler"
+        size = max(self.settings.outbox_size, self.settings.max_burst)
         channel, inbox_receive = trio.open_memory_channel[Frame](size)
         self._inbox = Inbox(self.outbox, channel)
         self._nursery.start_soon(self._pump, self._inbox, inbox_receive, self.outbox.clone())

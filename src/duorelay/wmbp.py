@@ -236,8 +236,7 @@ class _HostThroughInbox:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        settings = session.settings
-        self.outbox = session.open_inbox(max(settings.outbox_size, settings.max_burst))
+        self.outbox = session.open_inbox()
         self.stats = session.stats
 
     def close(self, code: int, reason: str, *, flush: bool = False) -> None:

@@ -131,7 +131,7 @@ async def remote_client(session: Session, code: str, backplane: Backplane) -> No
     """
     host_address = room_key(code)
     address = f"wmbp:{code}:client:{backplane.node}:{session.id}"
-    inbox = session.open_inbox(max(session.settings.outbox_size, session.settings.max_burst))
+    inbox = session.open_inbox()
     answered = trio.Event()
     answer: dict[str, int | bool] = {}
 
