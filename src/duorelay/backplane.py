@@ -72,10 +72,10 @@ log = logging.getLogger("duorelay")
 
 T = TypeVar("T")
 
-PUBLISH_QUEUE = 4096
+PUBLISH_QUEUE = 1024
 """Messages that may wait for the publisher (each at most ``max_message_size``
-bytes); a Kamon sender waits when it is full, a WMBP host's message to a
-remote client finds it full and that client is dropped as too slow (4430)."""
+bytes); a sender of frames (a Kamon seat, a WMBP host or client) waits while
+it is full."""
 
 PUBLISH_BATCH = 256
 """Most messages sent to Redis in one pipeline."""

@@ -120,7 +120,7 @@ async def host(session: Session, rooms: Registry[Peer], backplane: Backplane) ->
                 case Stop():
                     raise ProtocolError(CloseCode.GOING_AWAY, "The game is done.")
                 case To() | ToStr():
-                    _send_to_clients(room, message.to, message.data)
+                    await _send_to_clients(room, message.to, message.data)
                 case None:
                     pass  # a server-to-host command: ignored, as WMBP does
     finally:
@@ -199,11 +199,14 @@ def _tell(room: HostRoom[Peer], message: ServerMessage) -> None:
         pass  # the host is leaving; its room is being closed
 
 
-def _send_to_clients(room: HostRoom[Peer], to: tuple[int, ...], data: Frame) -> None:
+async def _send_to_clients(room: HostRoom[Peer], to: tuple[int, ...], data: Frame) -> None:
     """``to``/``to_str``: ``data`` to each listed client once (empty: every client).
 
     Ids not in the room are skipped. A client whose outbox is full is closed
-    with 4430 and reported to the host as leaving at once (rule 9).
+    with 4430 and reported to the host as leaving at once (rule 9). A client
+    on another process gets ``data`` through the process's publish queue,
+    waiting while it is full (back-pressure on the host, who is the sender);
+    if that client cannot keep up, its own process closes it with 4430.
     """
     targets = dict.fromkeys(to) if to else list(room.clients)
     stats = room.host.stats
@@ -212,7 +215,10 @@ def _send_to_clients(room: HostRoom[Peer], to: tuple[int, ...], data: Frame) -> 
         if client is None:
             continue
         try:
-            client.outbox.send_nowait(data)
+            if isinstance(client, RemoteClient):
+                await client.send(data)
+            else:
+                client.outbox.send_nowait(data)
         except trio.WouldBlock:
             room.drop(player)
             client.close(CloseCode.TOO_SLOW, TOO_SLOW)

@@ -72,9 +72,9 @@ def player_bytes(player: int) -> bytes:
 class RemoteClient:
     """A client on another process, as its host's room sees it (a :class:`Peer`).
 
-    ``outbox.send_nowait`` publishes a frame to the client's address (raises
-    ``trio.WouldBlock`` when the publish queue is full, which the host treats
-    as a slow client: 4430); ``close`` sends the close code for the client's
+    ``outbox.send`` publishes a frame to the client's address, waiting while
+    the process's publish queue is full (``send_nowait`` raises
+    ``trio.WouldBlock`` then); ``close`` sends the close code for the client's
     process to apply. ``on_gone`` is called when a message finds nobody at the
     address (the client left, or its process died); ``on_close`` when the room
     closes it (the close message may be lost: the host's listener sends it
@@ -97,7 +97,12 @@ class RemoteClient:
             raise trio.ClosedResourceError from None  # the host's listener drops it
 
     async def send(self, frame: Frame) -> None:
-        self.send_nowait(frame)
+        """Publish ``frame`` to the client, waiting while the publish queue is full."""
+        kind, data = (b"t", frame.encode()) if isinstance(frame, str) else (b"b", frame)
+        try:
+            await self.backplane.send(self.address, kind, data, on_absent=self.on_gone)
+        except BackplaneUnavailable:
+            raise trio.ClosedResourceError from None  # the host's listener drops it
 
     def close(self, code: int, reason: str, *, flush: bool = False) -> None:
         payload = code.to_bytes(2, "big") + bytes([flush]) + reason.encode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import signal
+from contextlib import AsyncExitStack
 
 import trio
 
@@ -131,3 +132,37 @@ async def test_host_process_killed_clients_get_4410(redis: RedisServer) -> None:
             # The next frame finds nobody listening for the room: 4410.
             await orphan.send_message("anyone?")
             assert await closed_with(orphan) == (4410, "the host closed the room")
+
+
+async def test_host_broadcasting_fast_to_many_remote_clients(redis: RedisServer) -> None:
+    # 60 clients on another process, 100 broadcasts sent at once: 6,000 messages,
+    # more than the publish queue holds. The host waits for room (back-pressure);
+    # no client that keeps reading is dropped.
+    clients, broadcasts = 60, 100
+    async with (
+        duorelays(redis, 2) as [(_, server_a), (_, server_b)],
+        hosting(server_a) as host,
+        AsyncExitStack() as stack,
+    ):
+        code = await host.prepare(max_players=clients)
+        players = [
+            await stack.enter_async_context(player(server_b, host, code, i + 1))
+            for i in range(clients)
+        ]
+        counts = [0] * clients
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+
+                async def read(index: int) -> None:
+                    for i in range(broadcasts):
+                        assert await players[index].get_message() == f"b{i}"
+                        counts[index] += 1
+
+                for index in range(clients):
+                    nursery.start_soon(read, index)
+                for i in range(broadcasts):
+                    await host.send({"cmd": "to_str", "to": [], "data": f"b{i}"})
+        assert counts == [broadcasts] * clients
+        # Nobody left: the host's next message is the answer to this kick.
+        await host.send({"cmd": "kick", "player": 1})
+        assert (await host.recv())["players"] == list(range(2, clients + 1))
