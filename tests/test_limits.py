@@ -141,7 +141,8 @@ async def test_log_records_carry_structured_fields(server: Server, server_log: L
         ),
         (
             {"DUORELAY_REDIS_URL": "redis://localhost:abc/0"},
-            "DUORELAY_REDIS_URL='redis://localhost:abc/0': Value error, Port could not be cast",
+            "DUORELAY_REDIS_URL='redis://localhost:abc/0': Value error, not a usable Redis URL "
+            "(Port could not be cast",
         ),
         ({"DUORELAY_REDIS_LEASE": "0.1"}, "DUORELAY_REDIS_LEASE='0.1': Input should be greater"),
         ({"DUORELAY_REDIS_PREFIX": "a b"}, "DUORELAY_REDIS_PREFIX='a b': String should match"),

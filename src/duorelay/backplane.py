@@ -55,6 +55,7 @@ a restarted Redis lost).
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -73,9 +74,11 @@ log = logging.getLogger("duorelay")
 T = TypeVar("T")
 
 PUBLISH_QUEUE = 1024
-"""Messages that may wait for the publisher (each at most ``max_message_size``
+"""Frames that may wait for the publisher (each at most ``max_message_size``
 bytes); a sender of frames (a Kamon seat, a WMBP host or client) waits while
-it is full."""
+that many are queued. Control messages (``control=True``: joins, answers,
+closes, leaves; at most a few per connection) are never refused and queue
+behind the frames already there."""
 
 PUBLISH_BATCH = 256
 """Most messages sent to Redis in one pipeline."""
@@ -159,8 +162,9 @@ class _Lease:
     on_lost: Callable[[], None]
 
 
-_Message = tuple["Sender | None", bytes, bytes, "Callable[[], None] | None"]
-"""A queued message: sender, channel name, data, on_absent."""
+_Message = tuple["Sender | None", bytes, bytes, "Callable[[], None] | None", bool]
+"""A queued message: sender, channel name, data, on_absent, whether it is a frame
+(counted against :data:`PUBLISH_QUEUE`)."""
 
 
 @dataclass(slots=True)
@@ -227,6 +231,8 @@ class Backplane:
         payload: bytes,
         sender: Sender | None = None,
         on_absent: Callable[[], None] | None = None,
+        *,
+        control: bool = False,
     ) -> None:
         raise RuntimeError("the in-process backplane has nobody to send to")
 
@@ -271,7 +277,10 @@ class RedisBackplane(Backplane):
         self._client: coredis.Redis[bytes] | None = None
         self._pubsub: coredis.patterns.pubsub.PubSub[bytes] | None = None
         self._connection: trio.CancelScope | None = None
-        self._queue, self._queue_out = trio.open_memory_channel[_Message](PUBLISH_QUEUE)
+        # Unbounded as a channel; frames are bounded by _frames_queued (see send()).
+        self._queue, self._queue_out = trio.open_memory_channel[_Message](math.inf)
+        self._frames_queued = 0
+        self._room = trio.lowlevel.ParkingLot()  # frame senders waiting for room
         self.failure = "not connected yet"
         """Why Redis is unavailable (empty while it is available)."""
 
@@ -303,6 +312,8 @@ class RedisBackplane(Backplane):
         """
         name = self.name(key)
         value = next(self._tokens) + b" " + data
+        if self._client is None or self._pubsub is None:
+            raise BackplaneUnavailable(self.failure)  # nothing sent, nothing to release
         try:
             result = await self._command(
                 lambda client: client.eval(
@@ -387,6 +398,8 @@ class RedisBackplane(Backplane):
         payload: bytes,
         sender: Sender | None = None,
         on_absent: Callable[[], None] | None = None,
+        *,
+        control: bool = False,
     ) -> None:
         """Queue a message for whoever listens to ``address``, in order.
 
@@ -395,14 +408,18 @@ class RedisBackplane(Backplane):
         nobody listens to is dropped: ``on_absent`` is called, if given, else
         it is counted as ``absent_peer``. If Redis is lost before the message
         is published, ``sender`` is closed with 1013. Raises
-        :class:`BackplaneUnavailable` while Redis is unavailable and
-        ``trio.WouldBlock`` when the publish queue is full.
+        :class:`BackplaneUnavailable` while Redis is unavailable and, for a
+        frame (not ``control``), ``trio.WouldBlock`` when
+        :data:`PUBLISH_QUEUE` frames are queued.
         """
         if self._pubsub is None:
             raise BackplaneUnavailable(self.failure)
-        self._queue.send_nowait(
-            (sender, self.name(address), self._node + kind + payload, on_absent)
-        )
+        if not control:
+            if self._frames_queued >= PUBLISH_QUEUE:
+                raise trio.WouldBlock
+            self._frames_queued += 1
+        data = self._node + kind + payload
+        self._queue.send_nowait((sender, self.name(address), data, on_absent, not control))
 
     async def send(
         self,
@@ -412,14 +429,14 @@ class RedisBackplane(Backplane):
         sender: Sender | None = None,
         on_absent: Callable[[], None] | None = None,
     ) -> None:
-        """:meth:`send_nowait`, waiting while the publish queue is full
-        (back-pressure on the sender)."""
-        try:
-            self.send_nowait(address, kind, payload, sender, on_absent)
-        except trio.WouldBlock:
-            await self._queue.send(
-                (sender, self.name(address), self._node + kind + payload, on_absent)
-            )
+        """Queue a frame with :meth:`send_nowait`, waiting while
+        :data:`PUBLISH_QUEUE` frames are queued (back-pressure on the sender)."""
+        while True:
+            try:
+                self.send_nowait(address, kind, payload, sender, on_absent)
+                return
+            except trio.WouldBlock:
+                await self._room.park()
 
     # -- the tasks ----------------------------------------------------------
 
@@ -503,23 +520,28 @@ class RedisBackplane(Backplane):
             _call(listener.on_lost)
         while True:
             try:
-                sender, _, _, _ = self._queue_out.receive_nowait()
+                sender, _, _, _, _ = self._queue_out.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
             if sender is not None:
                 _call(sender.close, CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
+        self._frames_queued = 0
+        self._room.unpark_all()  # waiting senders now get BackplaneUnavailable
 
     async def _command(self, command: Callable[[coredis.Redis[bytes]], Awaitable[T]]) -> T:
-        """Run one Redis command for a handler; a failure drops the connection."""
-        client = self._client
+        """Run one Redis command for a handler; a failure drops the connection
+        (unless it is already another one: a command that outlived its
+        connection must not drop the next)."""
+        client, connection = self._client, self._connection
         if client is None or self._pubsub is None:
             raise BackplaneUnavailable(self.failure)
         try:
             with trio.fail_after(REDIS_TIMEOUT):
                 return await command(client)
         except REDIS_ERRORS as error:
-            self._fail(_describe(error))
-            raise BackplaneUnavailable(self.failure) from error
+            if self._connection is connection:
+                self._fail(_describe(error))
+            raise BackplaneUnavailable(self.failure or _describe(error)) from error
 
     def _subscribed(self) -> coredis.patterns.pubsub.PubSub[bytes]:
         if self._pubsub is None:
@@ -566,20 +588,22 @@ class RedisBackplane(Backplane):
                         batch.append(self._queue_out.receive_nowait())
                     except trio.WouldBlock:
                         break
+                self._frames_queued -= sum(1 for *_, frame in batch if frame)
+                self._room.unpark_all()
                 try:
                     with trio.fail_after(REDIS_TIMEOUT):
                         requests = [
                             connection.create_request(b"PUBLISH", name, data)
-                            for _, name, data, _ in batch
+                            for _, name, data, _, _ in batch
                         ]
                         counts = [await request for request in requests]
                 except REDIS_ERRORS as error:
-                    for sender, _, _, _ in batch:
+                    for sender, _, _, _, _ in batch:
                         if sender is not None:
                             _call(sender.close, CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
                     self._fail(_describe(error))
                     return
-                for (_, _, _, on_absent), count in zip(batch, counts, strict=True):
+                for (_, _, _, on_absent, _), count in zip(batch, counts, strict=True):
                     if count == 0:
                         if on_absent is None:
                             self.stats.frames_dropped["absent_peer"] += 1

@@ -128,9 +128,12 @@ async def _join_cluster(
     """Listen to the seat's address, then take its lease; raises 4409 or
     :class:`~duorelay.backplane.BackplaneUnavailable`.
 
-    Listening first means no frame sent to the seat after the lease is taken
-    can miss it. Frames that reach the address from this process were sent
-    while this seat was not joined yet (its peer here saw no peer): dropped.
+    Frames reach the client from the moment the seat is joined (after the
+    lease is granted; the "joined" log line), as in one process (rule 7);
+    listening first means none sent after that can miss it. Frames that
+    arrive before, including those for the holder of a seat this join is
+    refused (4409), and frames from this process (sent while this seat was
+    not joined: its peer here saw no peer) are dropped.
     """
     inbox = session.open_inbox()
 

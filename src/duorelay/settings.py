@@ -132,7 +132,12 @@ class Settings(BaseSettings):
         if value:
             import coredis  # imported only when a backplane is configured
 
-            coredis.ConnectionPool.from_url(value)  # ValueError: a bad port, db, option
+            try:
+                coredis.ConnectionPool.from_url(value)
+            except (
+                Exception
+            ) as error:  # coredis raises ValueError, KeyError...: all mean "bad URL"
+                raise ValueError(f"not a usable Redis URL ({error})") from None
         return value or None
 
     @field_validator("static_dir")

@@ -19,6 +19,7 @@ so everything below holds for them too.
 from __future__ import annotations
 
 from contextlib import suppress
+from functools import partial
 
 import trio
 
@@ -312,11 +313,10 @@ class HostListener:
                     room.host.stats.frames_relayed += 1
                     room.host.stats.bytes_relayed += len(data)
                 elif player in self._closed:
-                    send_close(self.backplane, *self._closed[player])
+                    address, close = self._closed[player]
+                    send_close(self.backplane, address, close, lambda: self.left(player))
             case b"Q":
-                player = self._players.pop(payload.decode(), 0)
-                self._closed.pop(player, None)
-                self.left(player)
+                self.left(self._players.get(payload.decode(), 0))
 
     def _join(self, address: str) -> None:
         room = self.room
@@ -335,14 +335,21 @@ class HostListener:
         _tell(room, _state(room))
 
     def _answer(self, address: str, kind: bytes, payload: bytes) -> None:
-        # unanswered, the client's join times out: 1013 on its process
-        with suppress(BackplaneUnavailable, trio.WouldBlock):
-            self.backplane.send_nowait(address, kind, payload)
+        # if Redis is lost, the client's join times out: 1013 on its process
+        with suppress(BackplaneUnavailable):
+            self.backplane.send_nowait(address, kind, payload, control=True)
 
     def left(self, player: int) -> None:
         """A remote client's socket is gone, or its address is unheard."""
+        self._forget(player)
         if self.room.leave(player):
             _report_leave(self.room, player)
+
+    def _forget(self, player: int) -> None:
+        self._closed.pop(player, None)
+        for address, known in list(self._players.items()):
+            if known == player:
+                del self._players[address]
 
     def _remember_close(self, player: int, address: str, payload: bytes) -> None:
         self._closed[player] = (address, payload)
@@ -361,8 +368,8 @@ class HostListener:
 
     def backplane_back(self) -> None:
         """Redis is back: send the close messages that may have been lost."""
-        for address, payload in list(self._closed.values()):
-            send_close(self.backplane, address, payload)
+        for player, (address, payload) in list(self._closed.items()):
+            send_close(self.backplane, address, payload, partial(self.left, player))
 
     def _lease_lost(self) -> None:
         self.room.host.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)

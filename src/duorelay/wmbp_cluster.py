@@ -110,11 +110,17 @@ class RemoteClient:
         send_close(self.backplane, self.address, payload)
 
 
-def send_close(backplane: Backplane, address: str, payload: bytes) -> None:
-    """Send a ``C`` message; if Redis is lost or the publish queue full, it is
-    sent again when the client is next heard from (or Redis is back)."""
-    with suppress(BackplaneUnavailable, trio.WouldBlock):
-        backplane.send_nowait(address, b"C", payload)
+def send_close(
+    backplane: Backplane,
+    address: str,
+    payload: bytes,
+    on_absent: Callable[[], None] | None = None,
+) -> None:
+    """Send a ``C`` message (a control message: never refused for a full
+    queue); if Redis is lost, it is sent again when the client is next heard
+    from or Redis is back."""
+    with suppress(BackplaneUnavailable):
+        backplane.send_nowait(address, b"C", payload, on_absent=on_absent, control=True)
 
 
 def _nothing() -> None:
@@ -172,7 +178,9 @@ async def remote_client(session: Session, code: str, backplane: Backplane) -> No
     try:
         await backplane.listen(address, deliver, lost)
         try:
-            await backplane.send(host_address, b"J", address.encode(), session, host_gone)
+            backplane.send_nowait(
+                host_address, b"J", address.encode(), session, host_gone, control=True
+            )
             # From now on the host may count this client in: tell it when the
             # socket is gone, whatever happens next.
             session.at_end(lambda: _send_leave(backplane, host_address, address))
@@ -200,6 +208,6 @@ async def remote_client(session: Session, code: str, backplane: Backplane) -> No
 
 
 def _send_leave(backplane: Backplane, host_address: str, address: str) -> None:
-    # if this is lost, the host finds the client's address unheard when it next sends
-    with suppress(BackplaneUnavailable, trio.WouldBlock):
-        backplane.send_nowait(host_address, b"Q", address.encode())
+    # if Redis is lost, the host finds the client's address unheard when it next sends
+    with suppress(BackplaneUnavailable):
+        backplane.send_nowait(host_address, b"Q", address.encode(), control=True)

@@ -12,6 +12,7 @@ import signal
 from contextlib import AsyncExitStack
 
 import trio
+from trio_websocket import WebSocketConnection
 
 from conftest import closed_with, http_get
 from scaleout.conftest import RedisServer, duorelays, eventually
@@ -166,3 +167,19 @@ async def test_host_broadcasting_fast_to_many_remote_clients(redis: RedisServer)
         # Nobody left: the host's next message is the answer to this kick.
         await host.send({"cmd": "kick", "player": 1})
         assert (await host.recv())["players"] == list(range(2, clients + 1))
+        assert await closed_with(players[0]) == (1000, "kicked")
+        # Another burst, then the host stops while the queue is full: every client
+        # gets the burst, then 4410 (close messages are never refused for a full queue).
+        for i in range(broadcasts):
+            await host.send({"cmd": "to_str", "to": [], "data": f"c{i}"})
+        await host.send({"cmd": "stop"})
+
+        async def last_burst_then_4410(ws: WebSocketConnection) -> None:
+            for i in range(broadcasts):
+                assert await ws.get_message() == f"c{i}"
+            assert await closed_with(ws) == (4410, "the host closed the room")
+
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                for ws in players[1:]:
+                    nursery.start_soon(last_burst_then_4410, ws)
