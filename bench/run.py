@@ -69,7 +69,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -344,7 +344,18 @@ def session(server_name: str, plan: Plan, tag: str) -> Iterator[tuple[Server, Wo
 QUIET_WINDOW = 0.3
 
 
-def wait_quiet(server: Server, limit: float, busy_pct: float = 5.0) -> float:
+class Relay(Protocol):
+    """What the helpers below measure: a :class:`Server`, or the processes of a
+    cluster (bench/scaleout.py): its ``name``, the ``url`` seats connect to, and
+    the CPU seconds its processes have used."""
+
+    name: str
+    url: str
+
+    def cpu(self) -> float: ...
+
+
+def wait_quiet(server: Relay, limit: float, busy_pct: float = 5.0) -> float:
     """Wait until the server has used under ``busy_pct`` % CPU for 0.3 s (at most
     ``limit`` s: it may still be working through the joins); returns seconds waited."""
     started = time.monotonic()
@@ -357,7 +368,7 @@ def wait_quiet(server: Server, limit: float, busy_pct: float = 5.0) -> float:
 
 
 def join_rooms(
-    server: Server,
+    server: Relay,
     workers: Workers,
     rooms: int,
     plan: Plan,
@@ -434,7 +445,7 @@ def busy_cpu() -> float:
     return float(times.user + times.nice + times.system + times.steal)
 
 
-def measure_window(server: Server, workers: Workers, begin: float, end: float) -> Window:
+def measure_window(server: Relay, workers: Workers, begin: float, end: float) -> Window:
     """Sleep until ``begin``, then sample CPU at ``begin`` and ``end``."""
     delay = begin - time.monotonic()
     if delay > 0:
@@ -473,16 +484,49 @@ def percentiles(raw: list[bytes]) -> dict[str, float]:
 # ---------------------------------------------------------------- scenarios
 
 
+Measure = Callable[[float, float], Any]
+"""``measure(begin, end)``: sample CPU over the measured window (sleeps until ``end``)."""
+
+
+def pingpong_load(
+    workers: Workers, plan: Plan, measure: Measure
+) -> tuple[list[dict[str, Any]], Any]:
+    """Run the pingpong load on joined rooms; the workers' results and ``measure``'s."""
+    start = time.monotonic() + 0.3
+    end = start + plan.pingpong_warm + plan.pingpong_seconds
+    args = {"start": start, "warm": plan.pingpong_warm, "duration": plan.pingpong_seconds}
+    workers.send("pingpong", [{**args, "size": 32}] * len(workers))
+    measured = measure(start + plan.pingpong_warm, end)
+    return workers.collect(timeout=plan.pingpong_seconds + 30), measured
+
+
+def stream_load(
+    workers: Workers, plan: Plan, size: int, measure: Measure
+) -> tuple[list[dict[str, Any]], Any]:
+    """Run the stream load of ``size``-byte frames on joined rooms; the workers'
+    results and ``measure``'s."""
+    start = time.monotonic() + 0.3
+    end = start + plan.stream_warm + plan.stream_seconds
+    args = {
+        "start": start,
+        "warm": plan.stream_warm,
+        "duration": plan.stream_seconds,
+        "size": size,
+        "window": stream_window(size),
+        "drain": 20.0,
+    }
+    workers.send("stream", [args] * len(workers))
+    measured = measure(start + plan.stream_warm, end)
+    return workers.collect(timeout=plan.stream_seconds + 60), measured
+
+
 def run_pingpong(server_name: str, plan: Plan, rooms: int) -> dict[str, Any]:
     tag = f"pingpong{rooms}"
     with session(server_name, plan, tag) as (server, workers):
         join_rooms(server, workers, rooms, plan, tag)
-        start = time.monotonic() + 0.3
-        end = start + plan.pingpong_warm + plan.pingpong_seconds
-        args = {"start": start, "warm": plan.pingpong_warm, "duration": plan.pingpong_seconds}
-        workers.send("pingpong", [{**args, "size": 32}] * len(workers))
-        window = measure_window(server, workers, start + plan.pingpong_warm, end)
-        results = workers.collect(timeout=plan.pingpong_seconds + 30)
+        results, window = pingpong_load(
+            workers, plan, lambda begin, end: measure_window(server, workers, begin, end)
+        )
         frames = sum(result["frames"] for result in results)
         return {
             "frames_per_s": frames / plan.pingpong_seconds,
@@ -496,19 +540,9 @@ def run_stream(server_name: str, plan: Plan, size: int) -> dict[str, Any]:
     tag = f"stream{size}"
     with session(server_name, plan, tag) as (server, workers):
         join_rooms(server, workers, plan.stream_rooms, plan, tag)
-        start = time.monotonic() + 0.3
-        end = start + plan.stream_warm + plan.stream_seconds
-        args = {
-            "start": start,
-            "warm": plan.stream_warm,
-            "duration": plan.stream_seconds,
-            "size": size,
-            "window": stream_window(size),
-            "drain": 20.0,
-        }
-        workers.send("stream", [args] * len(workers))
-        window = measure_window(server, workers, start + plan.stream_warm, end)
-        results = workers.collect(timeout=plan.stream_seconds + 60)
+        results, window = stream_load(
+            workers, plan, size, lambda begin, end: measure_window(server, workers, begin, end)
+        )
         frames = sum(result["frames"] for result in results)
         sent = sum(result["sent"] for result in results)
         received = sum(result["received"] for result in results)

@@ -37,6 +37,7 @@ import contextlib
 import dataclasses
 import json
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,7 @@ import psutil
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
+import loadgen  # noqa: E402
 import run  # noqa: E402
 
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
@@ -61,9 +63,9 @@ SETUPS = ("in-process", "same process + Redis", "two processes")
 class Cluster:
     """The duorelay processes of one set-up, and the Redis they share (if any).
 
-    Quacks like :class:`run.Server` for :func:`run.join_rooms`,
-    :func:`run.wait_quiet` and :func:`run.measure_window`: ``url`` is the
-    first process's, ``cpu()`` the CPU seconds of every duorelay process.
+    A :class:`run.Relay` for :func:`run.join_rooms`, :func:`run.wait_quiet` and
+    :func:`run.measure_window`: ``url`` is the first process's, ``cpu()`` the
+    CPU seconds of every duorelay process.
     """
 
     def __init__(self, setup: str, redis_url: str | None, tag: str) -> None:
@@ -126,7 +128,7 @@ class Redis:
 
 
 def _accepts(port: int) -> bool:
-    with contextlib.suppress(OSError), run.socket.create_connection(("127.0.0.1", port), 1):
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
         return True
     return False
 
@@ -151,7 +153,7 @@ def measure(
 ) -> tuple[run.Window, float]:
     """run.measure_window over every duorelay process, plus Redis's CPU seconds."""
     redis0 = redis.cpu()
-    window = run.measure_window(cluster, workers, begin, end)  # type: ignore[arg-type]
+    window = run.measure_window(cluster, workers, begin, end)
     return window, redis.cpu() - redis0
 
 
@@ -168,13 +170,10 @@ def figures(window: run.Window, redis_cpu: float, frames: int) -> dict[str, floa
 def run_pingpong(setup: str, redis: Redis, plan: run.Plan, rooms: int) -> dict[str, Any]:
     tag = f"scaleout-pingpong{rooms}"
     with cluster_session(setup, redis, plan, tag) as (cluster, workers):
-        run.join_rooms(cluster, workers, rooms, plan, tag, cluster.seat1_url)  # type: ignore[arg-type]
-        start = time.monotonic() + 0.3
-        end = start + plan.pingpong_warm + plan.pingpong_seconds
-        args = {"start": start, "warm": plan.pingpong_warm, "duration": plan.pingpong_seconds}
-        workers.send("pingpong", [{**args, "size": 32}] * len(workers))
-        window, redis_cpu = measure(cluster, redis, workers, start + plan.pingpong_warm, end)
-        results = workers.collect(timeout=plan.pingpong_seconds + 30)
+        run.join_rooms(cluster, workers, rooms, plan, tag, cluster.seat1_url)
+        results, (window, redis_cpu) = run.pingpong_load(
+            workers, plan, lambda begin, end: measure(cluster, redis, workers, begin, end)
+        )
         frames = sum(result["frames"] for result in results)
         return {
             "frames_per_s": frames / plan.pingpong_seconds,
@@ -187,20 +186,10 @@ def run_pingpong(setup: str, redis: Redis, plan: run.Plan, rooms: int) -> dict[s
 def run_stream(setup: str, redis: Redis, plan: run.Plan, size: int) -> dict[str, Any]:
     tag = f"scaleout-stream{size}"
     with cluster_session(setup, redis, plan, tag) as (cluster, workers):
-        run.join_rooms(cluster, workers, plan.stream_rooms, plan, tag, cluster.seat1_url)  # type: ignore[arg-type]
-        start = time.monotonic() + 0.3
-        end = start + plan.stream_warm + plan.stream_seconds
-        args = {
-            "start": start,
-            "warm": plan.stream_warm,
-            "duration": plan.stream_seconds,
-            "size": size,
-            "window": run.stream_window(size),
-            "drain": 20.0,
-        }
-        workers.send("stream", [args] * len(workers))
-        window, redis_cpu = measure(cluster, redis, workers, start + plan.stream_warm, end)
-        results = workers.collect(timeout=plan.stream_seconds + 60)
+        run.join_rooms(cluster, workers, plan.stream_rooms, plan, tag, cluster.seat1_url)
+        results, (window, redis_cpu) = run.stream_load(
+            workers, plan, size, lambda begin, end: measure(cluster, redis, workers, begin, end)
+        )
         frames = sum(result["frames"] for result in results)
         sent = sum(result["sent"] for result in results)
         received = sum(result["received"] for result in results)
@@ -288,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     plan = run.Plan.make(args.quick, 2)
     repeats = args.repeats or plan.repeats
-    run.loadgen.raise_nofile_limit()
+    loadgen.raise_nofile_limit()
     run.RESULTS.mkdir(parents=True, exist_ok=True)
     command = "python bench/scaleout.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     redis = Redis()

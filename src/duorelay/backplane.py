@@ -138,6 +138,20 @@ RENEW_CHUNK = 500
 """Keys renewed per script call."""
 
 
+TEXT, BINARY = b"t", b"b"
+"""The kind byte of a websocket frame sent through the backplane."""
+
+
+def pack_frame(frame: str | bytes) -> tuple[bytes, bytes]:
+    """A websocket frame as a message's ``(kind, payload)``: text as UTF-8."""
+    return (TEXT, frame.encode()) if isinstance(frame, str) else (BINARY, frame)
+
+
+def unpack_frame(kind: bytes, payload: bytes) -> str | bytes:
+    """The frame :func:`pack_frame` packed (``kind`` is :data:`TEXT` or :data:`BINARY`)."""
+    return payload.decode() if kind == TEXT else payload
+
+
 class BackplaneUnavailable(Exception):
     """The backplane cannot be reached now (close code 1013, "try again later")."""
 

@@ -29,14 +29,17 @@ from __future__ import annotations
 
 import trio
 
-from duorelay.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable
+from duorelay.backplane import (
+    UNAVAILABLE,
+    Backplane,
+    BackplaneUnavailable,
+    pack_frame,
+    unpack_frame,
+)
 from duorelay.protocols import CloseCode, ProtocolError, payload_size
 from duorelay.protocols.kamon import parse_join
 from duorelay.rooms import Registry, Seat, SeatTaken
-from duorelay.session import Frame, Peer, Session
-
-TEXT, BINARY = b"t", b"b"
-"""The kind byte of a frame sent through the backplane: text or binary."""
+from duorelay.session import Peer, Session
 
 SEAT_TAKEN = "seat {} of this room is already taken"
 
@@ -82,10 +85,7 @@ async def relay(
             if peer is None:
                 if shared:
                     # The other seat may be held by another process.
-                    kind, payload = (
-                        (TEXT, frame.encode()) if isinstance(frame, str) else (BINARY, frame)
-                    )
-                    await backplane.send(peer_address, kind, payload, session)
+                    await backplane.send(peer_address, *pack_frame(frame), session)
                 else:
                     # Rule 5: nobody holds the other seat; drop, never queue.
                     stats.frames_dropped["absent_peer"] += 1
@@ -142,9 +142,8 @@ async def _join_cluster(
         if from_here or not seat.joined or not seat.is_held:
             stats.frames_dropped["absent_peer"] += 1
             return
-        frame: Frame = payload.decode() if kind == TEXT else payload
         try:
-            inbox.send_nowait(frame)
+            inbox.send_nowait(unpack_frame(kind, payload))
         except trio.WouldBlock:
             session.close(CloseCode.TOO_SLOW, "too slow: the inbox is full")
             stats.frames_dropped["peer_left"] += 1

@@ -23,7 +23,7 @@ from functools import partial
 
 import trio
 
-from duorelay.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable
+from duorelay.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable, unpack_frame
 from duorelay.protocols import CloseCode, ProtocolError, payload_size
 from duorelay.protocols.wmbp import (
     BadMessage,
@@ -304,12 +304,12 @@ class HostListener:
         match kind:
             case b"J":
                 self._join(payload.decode())
-            case b"s" | b"f":
+            case b"t" | b"b":
                 player = player_of(payload)
                 # A kicked or dropped client's later frames are not forwarded.
                 if isinstance(room.clients.get(player), RemoteClient):
                     data = payload[4:]
-                    _tell_from(room, player, data.decode() if kind == b"s" else data)
+                    _tell_from(room, player, unpack_frame(kind, data))
                     room.host.stats.frames_relayed += 1
                     room.host.stats.bytes_relayed += len(data)
                 elif player in self._closed:

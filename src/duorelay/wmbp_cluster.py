@@ -21,7 +21,7 @@ Messages (one kind byte, then the payload; a player id is 4 bytes, big-endian):
 to         kind                        payload
 =========  ==========================  ==============================================
 host       ``J`` join                  the client's address (UTF-8)
-host       ``s`` / ``f`` frame         player id + text (UTF-8) / binary frame
+host       ``t`` / ``b`` frame         player id + text (UTF-8) / binary frame
 host       ``Q`` left                  the client's address (its socket is gone)
 client     ``A`` accepted / ``L``      player id / nothing (the room is locked: 4423)
 client     ``t`` / ``b`` frame         text (UTF-8) / binary frame from the host
@@ -43,7 +43,13 @@ from contextlib import suppress
 
 import trio
 
-from duorelay.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable
+from duorelay.backplane import (
+    UNAVAILABLE,
+    Backplane,
+    BackplaneUnavailable,
+    pack_frame,
+    unpack_frame,
+)
 from duorelay.metrics import Stats
 from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.session import Frame, Session
@@ -90,17 +96,15 @@ class RemoteClient:
         self.on_close: Callable[[bytes], None] = _ignore
 
     def send_nowait(self, frame: Frame) -> None:
-        kind, data = (b"t", frame.encode()) if isinstance(frame, str) else (b"b", frame)
         try:
-            self.backplane.send_nowait(self.address, kind, data, on_absent=self.on_gone)
+            self.backplane.send_nowait(self.address, *pack_frame(frame), on_absent=self.on_gone)
         except BackplaneUnavailable:
             raise trio.ClosedResourceError from None  # the host's listener drops it
 
     async def send(self, frame: Frame) -> None:
         """Publish ``frame`` to the client, waiting while the publish queue is full."""
-        kind, data = (b"t", frame.encode()) if isinstance(frame, str) else (b"b", frame)
         try:
-            await self.backplane.send(self.address, kind, data, on_absent=self.on_gone)
+            await self.backplane.send(self.address, *pack_frame(frame), on_absent=self.on_gone)
         except BackplaneUnavailable:
             raise trio.ClosedResourceError from None  # the host's listener drops it
 
@@ -156,7 +160,7 @@ async def remote_client(session: Session, code: str, backplane: Backplane) -> No
                 answered.set()
             case b"t" | b"b":
                 try:
-                    inbox.send_nowait(payload.decode() if kind == b"t" else payload)
+                    inbox.send_nowait(unpack_frame(kind, payload))
                 except trio.WouldBlock:
                     session.close(CloseCode.TOO_SLOW, "too slow: the inbox is full")
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -197,7 +201,7 @@ async def remote_client(session: Session, code: str, backplane: Backplane) -> No
             session.log("joined")
             while True:
                 frame = await session.receive()
-                kind, data = (b"s", frame.encode()) if isinstance(frame, str) else (b"f", frame)
+                kind, data = pack_frame(frame)
                 await backplane.send(
                     host_address, kind, player_bytes(player) + data, session, host_gone
                 )
