@@ -2,9 +2,10 @@
 
 Default sessions: tests on Python 3.11 and 3.13 (pip resolves quart-trio 0.12 with
 Quart 0.22 on 3.11 and quart-trio 0.13 with Quart 0.23 on 3.13), ruff (lint and
-format check), mypy (strict) on ``src/``, scaleout: several duorelay processes on one
-real redis-server (``tests/scaleout``), and e2e: the browser tests in ``tests/e2e``
-(Playwright driving Debian's Chromium at /usr/bin/chromium against the real server).
+format check), mypy (strict) on ``src/`` with the import layers (import-linter),
+scaleout: several duorelay processes on one real redis-server (``tests/scaleout``),
+and e2e: the browser tests in ``tests/e2e`` (Playwright driving Debian's Chromium at
+/usr/bin/chromium against the real server).
 """
 
 import os
@@ -57,9 +58,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on src/."""
-    session.install("-e", ".[test]", "mypy>=1.13")
+    """mypy --strict on src/, and the import layers of ARCHITECTURE.md (import-linter:
+    the contract in pyproject.toml; imports point down only, no circles)."""
+    session.install("-e", ".[test]", "mypy>=1.13", "import-linter>=2.1")
     session.run("mypy", "src")
+    session.run("lint-imports")
 
 
 def _ci() -> bool:

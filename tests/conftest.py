@@ -34,7 +34,7 @@ from hypercorn.trio import serve
 from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websocket_url
 
 from duorelay.app import DuoRelay, create_app
-from duorelay.server import RelayConfig
+from duorelay.cli import RelayConfig
 from duorelay.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"

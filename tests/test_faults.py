@@ -111,7 +111,7 @@ async def test_client_flooding_after_its_close_leaves_nothing_stuck(
 ) -> None:
     """After the server closed a connection (here: a bad join) it reads until the
     client is quiet, so Hypercorn's reader never blocks on a queue nobody reads."""
-    monkeypatch.setattr("duorelay.session.CLOSE_TIMEOUT", 0.2)
+    monkeypatch.setattr("duorelay.core.session.CLOSE_TIMEOUT", 0.2)
     client = await RawClient.open(server)
     async with client.stream:
         await client.send("not a join")

@@ -9,7 +9,7 @@ import pytest
 from pythonjsonlogger.json import JsonFormatter
 
 from conftest import LogWatch, Server, StartServer, closed_with, http_get, settle
-from duorelay.limits import TokenBucket
+from duorelay.core.limits import TokenBucket
 
 
 async def test_origin_not_allowed_4403_others_undisturbed(start_server: StartServer) -> None:
@@ -173,7 +173,7 @@ def test_redis_settings() -> None:
 
 
 def test_log_format_setting() -> None:
-    from duorelay.app import log_formatter
+    from duorelay.observability import log_formatter
 
     assert isinstance(log_formatter("json"), JsonFormatter)
     assert type(log_formatter("text")) is logging.Formatter

@@ -28,7 +28,7 @@ from duorelay.protocols.wmbp import (
     decode,
     encode,
 )
-from duorelay.rooms import HostRoom, NoFreeCode, Registry, RoomLocked
+from duorelay.relay.rooms import HostRoom, NoFreeCode, Registry, RoomLocked
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from duorelay.rooms import Registry, SeatTaken
+from duorelay.relay.rooms import Registry, SeatTaken
 
 
 def test_claim_peer_release_and_no_trace() -> None:

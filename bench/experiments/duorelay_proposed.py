@@ -15,16 +15,17 @@ from __future__ import annotations
 import sys
 
 import duorelay.app  # noqa: F401  (creates the app from the environment, as main() does)
-from duorelay import session
+from duorelay.cli import main
+from duorelay.core import session
 from duorelay.protocols import CloseCode
-from duorelay.server import main
+from duorelay.transport import Disconnected, Frame
 
 
-async def receive(self: session.Session) -> session.Frame:
+async def receive(self: session.Session) -> Frame:
     """``Session.receive`` with ``WebSocket.receive`` inlined."""
     event = await self.websocket._receive()
     if event["type"] == "websocket.disconnect":
-        raise session.Disconnected(event.get("code", CloseCode.NORMAL))
+        raise Disconnected(event.get("code", CloseCode.NORMAL))
     frame = event.get("bytes")
     if frame is None:
         frame = event.get("text")

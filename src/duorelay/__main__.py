@@ -2,6 +2,6 @@
 
 import sys
 
-from duorelay.server import main
+from duorelay.cli import main
 
 sys.exit(main())

@@ -5,14 +5,14 @@
     hypercorn duorelay.app:app --worker-class trio
 
 or, with graceful shutdown and keepalive set from the settings,
-``python -m duorelay`` (:mod:`duorelay.server`).
+``python -m duorelay`` (:mod:`duorelay.cli`).
 
 HTTP requests are Quart's: ``GET /`` is ``index.html`` of the static folder,
 ``/static/<path>`` its files (404 for a missing file or a path escaping the
 folder), ``GET /healthz`` a JSON summary and ``GET /metrics`` Prometheus
 metrics. Websocket upgrades on a relay endpoint (``/ws``, ``/ws/{namespace}``)
 and WMBP paths (``/CREATE``, ``/{CODE}``) are handed, as raw ASGI, to a
-:class:`~duorelay.session.Session`; any other websocket path goes to Quart,
+:class:`~duorelay.core.session.Session`; any other websocket path goes to Quart,
 which has no websocket route and refuses it (HTTP 404). ``GET /{CODE}`` tells
 whether a WMBP room exists. The paths above keep priority over 4-letter codes:
 ``/CREATE`` and every 4-character path are reserved for WMBP.
@@ -21,30 +21,28 @@ whether a WMBP room exists. The paths above keep priority over 4-letter codes:
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from functools import partial
 from typing import Any
 
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope, WebsocketScope
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pythonjsonlogger.json import JsonFormatter
 from quart import Response, send_from_directory
 from quart_trio import QuartTrio
 
-from duorelay import kamon, wmbp, wmbp_cluster
-from duorelay.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable, RedisBackplane
-from duorelay.metrics import Stats, StatsCollector
+from duorelay.cluster import wmbp as cluster_wmbp
+from duorelay.cluster.redis import RedisBackplane
+from duorelay.core.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable
+from duorelay.core.session import Handler, Peer, Session
+from duorelay.observability import Stats, StatsCollector, configure_logging
 from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols import wmbp as wmbp_protocol
 from duorelay.protocols.kamon import namespace_for_path
-from duorelay.rooms import Registry
-from duorelay.server import set_tcp_user_timeout_on_listeners
-from duorelay.session import Handler, Peer, Session, WebSocket
+from duorelay.relay import kamon, wmbp
+from duorelay.relay.rooms import Registry
 from duorelay.settings import Settings, load_settings
-
-LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
-LOG_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
+from duorelay.transport.asgi import WebSocket
+from duorelay.transport.sockets import set_tcp_user_timeout_on_listeners
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
 
@@ -111,18 +109,18 @@ class DuoRelay(QuartTrio):
         }
 
     async def _metrics(self) -> Response:
-        """``GET /metrics``: Prometheus text format (see :mod:`duorelay.metrics`)."""
+        """``GET /metrics``: Prometheus text format (see :mod:`duorelay.observability`)."""
         return Response(generate_latest(self.metrics), content_type=CONTENT_TYPE_LATEST)
 
     async def _wmbp_room(self, code: str) -> Response:
         """``GET /{CODE}``: 200 with the WMBP room's name, or 404 ``Game not found``
-        (PROTOCOLS.md section 2), readable from any origin. With a shared
+        (docs/protocols.md section 2), readable from any origin. With a shared
         backplane the room may be on any process; Redis out of reach: 503."""
         room = self.rooms.find(code)
         name = room.name if room is not None else None
         if name is None and self.backplane.shared:
             try:
-                found = await self.backplane.lookup(wmbp_cluster.room_key(code))
+                found = await self.backplane.lookup(cluster_wmbp.room_key(code))
             except BackplaneUnavailable:
                 return Response(UNAVAILABLE, status=503, content_type=TEXT_PLAIN)
             name = None if found is None else found.decode()
@@ -168,11 +166,18 @@ class DuoRelay(QuartTrio):
             return partial(
                 kamon.relay, namespace=namespace, rooms=self.rooms, backplane=self.backplane
             )
+        shared = self.backplane.shared
         if path == wmbp_protocol.CREATE_PATH:
-            return partial(wmbp.host, rooms=self.rooms, backplane=self.backplane)
+            if shared:
+                return partial(cluster_wmbp.host, rooms=self.rooms, backplane=self.backplane)
+            return partial(wmbp.host, rooms=self.rooms)
         code = wmbp_protocol.code_for_path(path)
         if code is not None:
-            return partial(wmbp.client, rooms=self.rooms, code=code, backplane=self.backplane)
+            if shared:
+                return partial(
+                    cluster_wmbp.client, rooms=self.rooms, code=code, backplane=self.backplane
+                )
+            return partial(wmbp.client, rooms=self.rooms, code=code)
         return None
 
     async def _run_session(self, websocket: WebSocket, handler: Handler) -> None:
@@ -219,34 +224,6 @@ def _refuse(code: CloseCode, reason: str) -> Handler:
         raise ProtocolError(code, reason)
 
     return refuse
-
-
-_handler = logging.StreamHandler(sys.stderr)
-
-
-def log_formatter(log_format: str) -> logging.Formatter:
-    """The formatter of ``DUORELAY_LOG_FORMAT``: ``text`` or ``json``."""
-    if log_format == "json":
-        return JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    return logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT)
-
-
-def configure_logging(log_format: str = "text") -> None:
-    """Send the ``duorelay`` logger's lines to stderr, as text or JSON.
-
-    Text lines use Hypercorn's format; JSON lines carry the structured fields
-    of each event (``conn``, ``event``, ``ns``, ``room``, ``seat``, ``code``,
-    ``reason``, ``seconds``, ``frames_in``, ``frames_out``). If the operator
-    configured other handlers on the ``duorelay`` logger, they are left alone.
-    """
-    logger = logging.getLogger("duorelay")
-    if any(handler is not _handler for handler in logger.handlers):
-        return
-    _handler.setFormatter(log_formatter(log_format))
-    if _handler not in logger.handlers:
-        logger.addHandler(_handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 def create_app(settings: Settings | None = None) -> DuoRelay:

@@ -1,6 +1,6 @@
 """Typed settings, read once from ``DUORELAY_*`` environment variables.
 
-Every setting is an environment variable ``DUORELAY_<NAME>`` (ARCHITECTURE.md,
+Every setting is an environment variable ``DUORELAY_<NAME>`` (README.md,
 "Settings"). They are parsed and validated by pydantic-settings into one frozen
 :class:`Settings` object when the app is created; a bad value raises
 :class:`SettingsError`, whose message names the variable, so a misconfigured

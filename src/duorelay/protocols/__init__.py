@@ -1,7 +1,7 @@
 """Sans-IO wire protocols: parse and build frames; no trio, no Quart, no sockets.
 
 Each protocol has its own module. This package also holds what all of them share:
-the close codes of PROTOCOLS.md and :class:`ProtocolError`, the way a parser says
+the close codes of docs/protocols.md and :class:`ProtocolError`, the way a parser says
 "close this connection with this code and reason".
 """
 
@@ -11,7 +11,7 @@ from enum import IntEnum
 
 
 class CloseCode(IntEnum):
-    """Websocket close codes sent by duorelay (PROTOCOLS.md, close code table).
+    """Websocket close codes sent by duorelay (docs/protocols.md, close code table).
 
     1000-1013 are RFC 6455 section 7.4.1 codes; 4000-4999 are the application
     range of RFC 6455 section 7.4.2.

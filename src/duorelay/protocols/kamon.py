@@ -1,4 +1,4 @@
-"""The Kamon two-seat relay protocol, sans-IO (PROTOCOLS.md section 1).
+"""The Kamon two-seat relay protocol, sans-IO (docs/protocols.md section 1).
 
 A connection's first frame is the join, the text ``* ROOM_SEAT``; every later
 frame is relayed unchanged to the other seat of the room, so the only parsing
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from duorelay.protocols import CloseCode, ProtocolError
 
 DEFAULT_NAMESPACE = "default"
-"""The namespace of the bare ``/ws`` endpoint (PROTOCOLS.md section 1, rule 1)."""
+"""The namespace of the bare ``/ws`` endpoint (docs/protocols.md section 1, rule 1)."""
 
 MAX_ROOM_LENGTH = 128
 """Longest room name, in characters (code points), rule 2."""

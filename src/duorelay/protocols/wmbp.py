@@ -1,4 +1,4 @@
-"""The WMBP host/clients protocol, sans-IO (PROTOCOLS.md section 2).
+"""The WMBP host/clients protocol, sans-IO (docs/protocols.md section 2).
 
 WMBP ("Websocket multiplayer backend proxy") has one host per room and many
 clients that talk only to the host. Clients have no protocol of their own: their

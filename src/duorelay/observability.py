@@ -1,6 +1,9 @@
-"""Counters of a relay process, exported in Prometheus text format.
+"""What an operator sees: the log format, and counters in Prometheus text format.
 
-The hot path only adds to plain integers in :class:`Stats` (no lock, no label
+Logs: one line per event on stderr, as text (Hypercorn's format) or JSON
+(:func:`configure_logging`); never a frame's payload.
+
+Metrics: the hot path only adds to plain integers in :class:`Stats` (no lock, no label
 lookup per frame); :class:`StatsCollector` turns them into Prometheus metric
 families when ``GET /metrics`` is scraped, through prometheus-client's custom
 collector interface.
@@ -8,12 +11,45 @@ collector interface.
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from pythonjsonlogger.json import JsonFormatter
+
+LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
+LOG_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
+
+_handler = logging.StreamHandler(sys.stderr)
+
+
+def log_formatter(log_format: str) -> logging.Formatter:
+    """The formatter of ``DUORELAY_LOG_FORMAT``: ``text`` or ``json``."""
+    if log_format == "json":
+        return JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    return logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT)
+
+
+def configure_logging(log_format: str = "text") -> None:
+    """Send the ``duorelay`` logger's lines to stderr, as text or JSON.
+
+    Text lines use Hypercorn's format; JSON lines carry the structured fields
+    of each event (``conn``, ``event``, ``ns``, ``room``, ``seat``, ``code``,
+    ``reason``, ``seconds``, ``frames_in``, ``frames_out``). If the operator
+    configured other handlers on the ``duorelay`` logger, they are left alone.
+    """
+    logger = logging.getLogger("duorelay")
+    if any(handler is not _handler for handler in logger.handlers):
+        return
+    _handler.setFormatter(log_formatter(log_format))
+    if _handler not in logger.handlers:
+        logger.addHandler(_handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 @dataclass
@@ -21,7 +57,7 @@ class Stats:
     """Totals since the process started; gauges are read from the app at scrape time.
 
     ``frames_dropped`` counts by reason: ``absent_peer`` (nobody held the other
-    seat, PROTOCOLS.md section 1 rule 5) and ``peer_left`` (the receiver left
+    seat, docs/protocols.md section 1 rule 5) and ``peer_left`` (the receiver left
     while the frame waited for room in its outbox). ``closes`` counts the close
     codes the server sent.
     """

@@ -1,9 +1,9 @@
 """The Kamon relay handler: two-seat rooms on ``/ws`` and ``/ws/{namespace}``.
 
-The thin layer between a :class:`~duorelay.session.Session` and the sans-IO
+The thin layer between a :class:`~duorelay.core.session.Session` and the sans-IO
 :mod:`duorelay.protocols.kamon`: it reads the join, claims the seat, then is
 the connection's reader, relaying each frame to the other seat's outbox
-(PROTOCOLS.md section 1).
+(docs/protocols.md section 1).
 
 Relaying is done by the sender's reader itself: it awaits room in the other
 seat's bounded outbox, so a fast sender is back-pressured by a slow receiver
@@ -12,34 +12,29 @@ seat's bounded outbox, so a fast sender is back-pressured by a slow receiver
 connection ends: a sender waiting on it gets ``trio.BrokenResourceError`` at
 once, drops that frame (rule 5) and reads on.
 
-With a shared backplane (Redis, :mod:`duorelay.backplane`) the other seat may
+With a shared backplane (Redis, :mod:`duorelay.cluster.redis`) the other seat may
 be held by another process. A seat is then also a lease (its holder process,
 cluster-wide) and an address (the pub/sub channel its holder listens to). A
 frame whose peer is not in this process is sent to the other seat's address;
 nobody listening there means nobody holds it, and the frame is dropped (rule
 5). Frames between two seats of one process never go through Redis.
 Frames from another process arrive in the receiver's inbox
-(:meth:`~duorelay.session.Session.open_inbox`, ``max(outbox_size, max_burst)``
+(:meth:`~duorelay.core.session.Session.open_inbox`, ``max(outbox_size, max_burst)``
 frames: a sender within its rate limit cannot fill it alone). There is no back-pressure across
 processes: a receiver whose inbox is full when a frame arrives is closed with
-4430 (PROTOCOLS.md, close code table).
+4430 (docs/protocols.md, close code table).
 """
 
 from __future__ import annotations
 
 import trio
 
-from duorelay.backplane import (
-    UNAVAILABLE,
-    Backplane,
-    BackplaneUnavailable,
-    pack_frame,
-    unpack_frame,
-)
+from duorelay.core.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable
+from duorelay.core.session import Peer, Session
 from duorelay.protocols import CloseCode, ProtocolError, payload_size
+from duorelay.protocols.cluster import ClusterMessage, Frame
 from duorelay.protocols.kamon import parse_join
-from duorelay.rooms import Registry, Seat, SeatTaken
-from duorelay.session import Peer, Session
+from duorelay.relay.rooms import Registry, Seat, SeatTaken
 
 SEAT_TAKEN = "seat {} of this room is already taken"
 
@@ -54,7 +49,7 @@ async def relay(
     not a join (rule 2); 4409 if the seat is held (rule 3, the holder is not
     disturbed); 1009 for a frame over ``max_message_size`` (rule 8); 1013 if
     the backplane is shared and out of reach at the join. Raises
-    :class:`~duorelay.session.Disconnected` when the client goes away. The seat
+    :class:`~duorelay.transport.Disconnected` when the client goes away. The seat
     is released, at once and synchronously, however this ends (rule 7); with
     a shared backplane its lease and address are given up right after.
     """
@@ -85,7 +80,7 @@ async def relay(
             if peer is None:
                 if shared:
                     # The other seat may be held by another process.
-                    await backplane.send(peer_address, *pack_frame(frame), session)
+                    await backplane.send(peer_address, Frame(frame), session)
                 else:
                     # Rule 5: nobody holds the other seat; drop, never queue.
                     stats.frames_dropped["absent_peer"] += 1
@@ -116,7 +111,7 @@ async def relay(
 def seat_address(namespace: str, room: str, index: int) -> str:
     """The backplane key and address of a seat: ``seat:{namespace}:{index}:{room}``.
 
-    Unambiguous: a namespace has no colon (PROTOCOLS.md section 1, rule 1)
+    Unambiguous: a namespace has no colon (docs/protocols.md section 1, rule 1)
     and a seat number is one digit.
     """
     return f"seat:{namespace}:{index}:{room}"
@@ -126,7 +121,7 @@ async def _join_cluster(
     seat: Seat[Peer], session: Session, address: str, backplane: Backplane
 ) -> None:
     """Listen to the seat's address, then take its lease; raises 4409 or
-    :class:`~duorelay.backplane.BackplaneUnavailable`.
+    :class:`~duorelay.core.backplane.BackplaneUnavailable`.
 
     Frames reach the client from the moment the seat is joined (after the
     lease is granted; the "joined" log line), as in one process (rule 7);
@@ -137,13 +132,13 @@ async def _join_cluster(
     """
     inbox = session.open_inbox()
 
-    def deliver(from_here: bool, kind: bytes, payload: bytes) -> None:
+    def deliver(from_here: bool, message: ClusterMessage) -> None:
         stats = session.stats
-        if from_here or not seat.joined or not seat.is_held:
+        if from_here or not seat.joined or not seat.is_held or not isinstance(message, Frame):
             stats.frames_dropped["absent_peer"] += 1
             return
         try:
-            inbox.send_nowait(unpack_frame(kind, payload))
+            inbox.send_nowait(message.data)
         except trio.WouldBlock:
             session.close(CloseCode.TOO_SLOW, "too slow: the inbox is full")
             stats.frames_dropped["peer_left"] += 1
@@ -151,7 +146,7 @@ async def _join_cluster(
             stats.frames_dropped["peer_left"] += 1
         else:
             stats.frames_relayed += 1
-            stats.bytes_relayed += len(payload)
+            stats.bytes_relayed += payload_size(message.data)
 
     def backplane_lost() -> None:
         # Frames from another process may have been lost: a seat whose peer is

@@ -2,7 +2,7 @@
 
 No websockets, no tasks, no awaiting: every method is synchronous, so a
 session can release its seat in a ``finally`` block even while it is being
-cancelled (ARCHITECTURE.md, invariant 6). The registry is generic over the
+cancelled (docs/architecture.md, invariant 6). The registry is generic over the
 *member* type, what holds a seat or a place in a room: the app puts its
 sessions there (a peer's frames go to ``member.outbox``); tests put anything.
 
@@ -12,7 +12,7 @@ Two kinds of room share the registry: two-seat rooms of the Kamon relay
 
 A two-seat room exists while at least one of its seats is held: it is created by the
 first :meth:`Registry.claim` and removed by the :meth:`Registry.release` that
-empties it, so a room with both seats empty leaves no trace (PROTOCOLS.md
+empties it, so a room with both seats empty leaves no trace (docs/protocols.md
 section 1, rule 7).
 """
 
@@ -30,7 +30,7 @@ never meet (rule 1)."""
 
 CODE_LENGTH = 4
 CODE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-"""Host room codes are 4 letters A-Z (PROTOCOLS.md section 2, "Room codes")."""
+"""Host room codes are 4 letters A-Z (docs/protocols.md section 2, "Room codes")."""
 
 CODE_DRAWS = 100
 """Random draws before :meth:`Registry.register` gives up on finding a free code."""
@@ -41,7 +41,7 @@ class SeatTaken(Exception):
 
 
 SEATS = 2
-"""Seats of a room: 0 and 1 (PROTOCOLS.md section 1)."""
+"""Seats of a room: 0 and 1 (docs/protocols.md section 1)."""
 
 
 class Room(Generic[Member]):
@@ -162,7 +162,7 @@ class Registry(Generic[Member]):
         """Free ``seat`` at once, and its room if that was the last seat held.
 
         Idempotent: releasing a seat twice, or a seat already taken over, does
-        nothing, so every way a connection ends may call it (invariant 5).
+        nothing, so every way a connection ends may call it (docs/architecture.md, invariant 6).
         """
         room = seat.room
         if room.holders[seat.index] is not seat:
@@ -181,7 +181,7 @@ class NoFreeCode(Exception):
 
 
 class HostRoom(Generic[Member]):
-    """A WMBP room: one host and numbered clients (PROTOCOLS.md section 2).
+    """A WMBP room: one host and numbered clients (docs/protocols.md section 2).
 
     ``code`` is ``None`` until :meth:`Registry.register` (the host's first
     ``prepare``). ``clients`` maps player ids (positive, never reused in the

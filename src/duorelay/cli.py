@@ -1,7 +1,7 @@
 """Running the app on Hypercorn: config, socket options, signals, the CLI.
 
 ``python -m duorelay`` (:func:`main`) runs the app on Hypercorn's trio worker
-with everything PROTOCOLS.md section 1 rules 10 and 11 ask for:
+with everything docs/protocols.md section 1 rules 10 and 11 ask for:
 
 - pings every ``PING_INTERVAL`` seconds (Hypercorn's ``websocket_ping_interval``)
   and a connection dropped after ``IDLE_TIMEOUT`` seconds without a byte from
@@ -15,9 +15,9 @@ with everything PROTOCOLS.md section 1 rules 10 and 11 ask for:
 
 ``hypercorn duorelay.app:app --worker-class trio`` works too: the app sets
 ``TCP_USER_TIMEOUT`` on the listening sockets it finds at start-up
-(:func:`set_tcp_user_timeout_on_listeners`); pings and the idle timeout need
-``--websocket-ping-interval`` and ``--read-timeout``; at shutdown Hypercorn
-cancels connections without a close frame (clients see 1006).
+(:func:`duorelay.transport.sockets.set_tcp_user_timeout_on_listeners`); pings
+and the idle timeout need ``--websocket-ping-interval`` and ``--read-timeout``;
+at shutdown Hypercorn cancels connections without a close frame (clients see 1006).
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import os
 import signal
-import socket
-import stat
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -38,6 +35,7 @@ from hypercorn.config import Config, Sockets
 from hypercorn.trio import serve as hypercorn_serve
 
 from duorelay.settings import Settings, SettingsError
+from duorelay.transport.sockets import set_tcp_user_timeout
 
 if TYPE_CHECKING:
     from duorelay.app import DuoRelay
@@ -45,50 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("duorelay")
 
 DEFAULT_BIND = "127.0.0.1:8000"
-
-
-def set_tcp_user_timeout(sock: socket.socket, seconds: float) -> bool:
-    """Set ``TCP_USER_TIMEOUT`` (Linux, ``tcp(7)``) on a TCP socket; False if unsupported.
-
-    ``seconds`` of 0 leaves the socket as it is.
-    """
-    option = getattr(socket, "TCP_USER_TIMEOUT", None)
-    if option is None or seconds <= 0:
-        return False
-    sock.setsockopt(socket.IPPROTO_TCP, option, round(seconds * 1000))
-    return True
-
-
-def set_tcp_user_timeout_on_listeners(seconds: float) -> int:
-    """Set ``TCP_USER_TIMEOUT`` on every listening TCP socket of this process.
-
-    For ``hypercorn duorelay.app:app``, where Hypercorn creates the listening
-    sockets and the app cannot reach them: the app calls this at start-up.
-    Linux only (reads ``/proc/self/fd``); returns how many sockets were set.
-    """
-    if seconds <= 0 or not hasattr(socket, "TCP_USER_TIMEOUT"):
-        return 0
-    try:
-        fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:
-        return 0
-    count = 0
-    for fd in fds:
-        try:
-            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
-                continue
-            # A duplicate descriptor: options set on it apply to the socket.
-            with socket.socket(fileno=os.dup(fd)) as sock:
-                listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-                if (
-                    listening
-                    and sock.type == socket.SOCK_STREAM
-                    and sock.family in (socket.AF_INET, socket.AF_INET6)
-                ):
-                    count += set_tcp_user_timeout(sock, seconds)
-        except OSError:
-            continue  # closed meanwhile, or not ours to inspect
-    return count
 
 
 class RelayConfig(Config):

@@ -1,8 +1,8 @@
 """One websocket connection: its nursery, writer task and bounded outbox.
 
 This is the only module where a websocket, a nursery and a channel meet
-(ARCHITECTURE.md, "Layers"). A protocol's *handler* (for example
-:func:`duorelay.kamon.relay`) is the connection's reader: it receives frames
+(docs/architecture.md, "One connection"). A protocol's *handler* (for example
+:func:`duorelay.relay.kamon.relay`) is the connection's reader: it receives frames
 with :meth:`Session.receive` and puts frames for other connections into their
 outboxes. Everything else about a connection's life is here, in one place:
 
@@ -37,7 +37,8 @@ Endings: a connection ends in exactly one of these ways, each turned into one
 
 - the client closes or the TCP connection drops (also: Hypercorn's idle
   timeout, an oversize frame caught by Hypercorn): ASGI ``websocket.disconnect``,
-  raised by :meth:`Session.receive` as :class:`Disconnected`;
+  raised by :meth:`Session.receive` as
+  :class:`~duorelay.transport.Disconnected`;
 - the client breaks the protocol or a limit: the handler raises
   :class:`~duorelay.protocols.ProtocolError`; the session sends that close code;
 - the server ends it (shutdown: 1001): :meth:`Session.close` cancels the
@@ -46,13 +47,8 @@ Endings: a connection ends in exactly one of these ways, each turned into one
 - cancellation from outside (Hypercorn cancelling the connection): the
   ``finally`` blocks release everything synchronously; nothing is sent.
 
-We use the ASGI websocket interface directly instead of Quart's websocket
-wrapper: Quart's wrapper cancels the handler on disconnect (quart-trio 0.12),
-or buffers without bound and raises ``ClientDisconnectedError`` before the
-cancel (quart-trio 0.13, Quart 0.23), and turns an empty binary frame into
-``None`` (both). Reading ASGI events ourselves gives one ordered stream, the
-same on every version: every frame the client sent, then the disconnect, with
-Hypercorn's bounded queue (``max_app_queue_size``) as the only buffer.
+The websocket under a session is a :class:`~duorelay.transport.asgi.WebSocket`
+(:mod:`duorelay.transport`); the mailboxes are in :mod:`duorelay.core.mailboxes`.
 """
 
 from __future__ import annotations
@@ -61,44 +57,30 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Protocol
 
 import trio
-from hypercorn.typing import (
-    ASGIReceiveCallable,
-    ASGISendCallable,
-    WebsocketAcceptEvent,
-    WebsocketCloseEvent,
-    WebsocketScope,
-    WebsocketSendEvent,
-)
 
-from duorelay.limits import TokenBucket
-from duorelay.metrics import Stats
+from duorelay.core.limits import TokenBucket
+from duorelay.core.mailboxes import FrameSink, Inbox, Outbox
+from duorelay.observability import Stats
 from duorelay.protocols import CloseCode, ProtocolError, clip_reason, too_big
 from duorelay.settings import Settings
+from duorelay.transport import Disconnected, Frame
+from duorelay.transport.asgi import WebSocket
 
 log = logging.getLogger("duorelay")
-
-Frame: TypeAlias = str | bytes
-"""A websocket message: ``str`` for a text frame, ``bytes`` for a binary one."""
-
-Outbox: TypeAlias = trio.MemorySendChannel[Frame]
-"""The send end of a connection's outbox (:attr:`Session.outbox`)."""
-
-
-class FrameSink(Protocol):
-    """Where frames for a peer go: its outbox (a bounded memory channel), or a
-    stand-in for a peer on another process."""
-
-    def send_nowait(self, frame: Frame) -> None: ...
-
-    async def send(self, frame: Frame) -> None: ...
 
 
 class Peer(Protocol):
     """What a room holds: a :class:`Session`, or a stand-in for a connection
-    on another process (:class:`duorelay.wmbp_cluster.RemoteClient`)."""
+    on another process (:class:`duorelay.cluster.wmbp.RemoteClient`).
+
+    ``remote`` is True for a stand-in: frames to it wait for room in the
+    publish queue, instead of closing it as too slow when that is full.
+    """
+
+    remote: bool
 
     @property
     def outbox(self) -> FrameSink: ...
@@ -109,156 +91,11 @@ class Peer(Protocol):
     def close(self, code: int, reason: str, *, flush: bool = False) -> None: ...
 
 
-class Inbox:
-    """Frames for one connection from a sender that cannot wait (the backplane's
-    drain task, which serves every connection of the process).
-
-    :meth:`send_nowait` puts a frame straight into the outbox when it has room
-    and no earlier frame is still waiting here; else into this inbox's
-    channel (bounded), from which the session's pump moves frames into the
-    outbox in order. ``waiting`` counts the frames in the channel or in the
-    pump's hands, so a later frame never overtakes an earlier one.
-    """
-
-    def __init__(self, outbox: Outbox, channel: Outbox) -> None:
-        self._outbox = outbox
-        self._channel = channel
-        self.waiting = 0
-
-    def send_nowait(self, frame: Frame) -> None:
-        """Queue ``frame`` for the client. Raises ``trio.WouldBlock`` when the
-        inbox is full (the caller decides: 4430), ``trio.ClosedResourceError``
-        once the connection's handler has ended."""
-        if not self.waiting:
-            try:
-                self._outbox.send_nowait(frame)
-                return
-            except trio.WouldBlock:
-                pass
-        self._channel.send_nowait(frame)
-        self.waiting += 1
-
-    async def send(self, frame: Frame) -> None:
-        """:meth:`send_nowait` (an inbox never waits)."""
-        self.send_nowait(frame)
-
-    def close(self) -> None:
-        self._channel.close()
-
-
 CLOSE_TIMEOUT = 5.0
 """Seconds of silence after which the server stops waiting for the client's
 side of the close handshake (RFC 6455 section 7.1.1) once it sent its own."""
 
 _connection_ids = itertools.count(1)
-
-
-class Disconnected(Exception):
-    """The client's side of the websocket is gone (ASGI ``websocket.disconnect``).
-
-    ``code`` is what Hypercorn reports: 1000 after a close handshake, 1006 when
-    the TCP connection ended without one.
-    """
-
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class WebSocket:
-    """The ASGI websocket of one connection: a thin, typed face over ASGI events.
-
-    It owns no task and no buffer. Hypercorn queues at most
-    ``max_app_queue_size`` (default 10) received frames for it, and stops
-    reading the socket while that queue is full: that is how a sender is
-    back-pressured (PROTOCOLS.md section 1, rule 9).
-    """
-
-    def __init__(
-        self, scope: WebsocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        self.scope = scope
-        self._receive = receive
-        self._send = send
-
-    @property
-    def client(self) -> str:
-        """The client's address as ``host:port``, for logs."""
-        client = self.scope.get("client")
-        return f"{client[0]}:{client[1]}" if client else "?"
-
-    async def accept(self) -> bool:
-        """Complete the websocket handshake; False if the client left before it."""
-        event = await self._receive()
-        if event["type"] != "websocket.connect":
-            return False
-        accept: WebsocketAcceptEvent = {
-            "type": "websocket.accept",
-            "subprotocol": None,
-            "headers": [],
-        }
-        await self._send(accept)
-        return True
-
-    async def receive(self) -> Frame:
-        """The client's next frame, in the order sent.
-
-        Raises :class:`Disconnected` once the client is gone; every frame it
-        sent before that has been returned first.
-        """
-        event = await self._receive()
-        if event["type"] == "websocket.receive":
-            data = event.get("bytes")
-            if data is not None:
-                return data
-            text = event.get("text")
-            if text is not None:
-                return text
-        elif event["type"] == "websocket.disconnect":
-            raise Disconnected(event.get("code", CloseCode.NORMAL))
-        raise RuntimeError(f"unexpected ASGI event {event['type']!r}")
-
-    async def send(self, frame: Frame) -> None:
-        """Send ``frame`` as a text (``str``) or binary (``bytes``) frame.
-
-        Hypercorn writes it with one ``send_all`` in a shielded scope; once the
-        client is gone it returns at once *without a checkpoint*, so a loop
-        that calls this must checkpoint elsewhere (the writer does, on every
-        outbox receive).
-        """
-        message: WebsocketSendEvent
-        if isinstance(frame, str):
-            message = {"type": "websocket.send", "bytes": None, "text": frame}
-        else:
-            message = {"type": "websocket.send", "bytes": frame, "text": None}
-        await self._send(message)
-
-    async def close(self, code: int, reason: str) -> None:
-        """Send a close frame with ``code`` and ``reason`` (cut to 123 bytes)."""
-        close: WebsocketCloseEvent = {
-            "type": "websocket.close",
-            "code": code,
-            "reason": clip_reason(reason),
-        }
-        await self._send(close)
-
-    async def drain(self, quiet: float) -> None:
-        """Read and drop frames until the client is gone or silent for ``quiet`` seconds.
-
-        Hypercorn's socket reader blocks, for good, on its full queue to an app
-        that no longer reads, even after the socket is closed; so the app must
-        not stop reading while the client still sends. Each frame restarts the
-        ``quiet`` period, so a client that keeps sending keeps being read (it
-        costs reading, not memory).
-        """
-        while True:
-            with trio.move_on_after(quiet) as silence:
-                try:
-                    await self.receive()
-                except Disconnected:
-                    return
-            if silence.cancelled_caught:
-                return
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +134,9 @@ class Session:
     ``frames_in`` and ``frames_out`` count frames read from and written to this
     client.
     """
+
+    remote = False
+    """A session is a connection of this process (a :class:`Peer` that is not remote)."""
 
     def __init__(self, websocket: WebSocket, settings: Settings, stats: Stats) -> None:
         self.id = next(_connection_ids)
@@ -357,7 +197,7 @@ class Session:
 
         Callbacks run in :meth:`run`'s ``finally``, after the close frame and
         the client's answer, in the order given: "when the client's socket is
-        gone" (PROTOCOLS.md section 2, rule 5).
+        gone" (docs/protocols.md section 2, rule 5).
         """
         self._at_end.append(callback)
 
@@ -366,7 +206,7 @@ class Session:
 
         Raises :class:`Disconnected` when the client is gone, and
         :class:`~duorelay.protocols.ProtocolError` with 1009 for a frame over
-        ``max_message_size`` bytes (PROTOCOLS.md section 1, rule 8) or 4429
+        ``max_message_size`` bytes (docs/protocols.md section 1, rule 8) or 4429
         when the client sends faster than ``max_rate`` frames per second
         beyond a burst of ``max_burst``.
         """
@@ -500,9 +340,10 @@ class Session:
 
         Runs until the outbox is closed and empty, or the session's nursery is
         cancelled. Each outbox receive is a checkpoint, so this loop never
-        spins on a gone client (STACK_NOTES, "Sending"). A failure here is a
-        bug: it is logged and the connection closed with 1011, like one in the
-        handler, so that it too ends in :meth:`run`.
+        spins on a gone client (Hypercorn returns from a send to a gone client
+        without a checkpoint). A failure here is a bug: it is logged and the
+        connection closed with 1011, like one in the handler, so that it too
+        ends in :meth:`run`.
         """
         try:
             async for frame in self._outbox_receive:

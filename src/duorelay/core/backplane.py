@@ -1,0 +1,125 @@
+"""The backplane interface: what rooms span processes with (docs/architecture.md, "Layers").
+
+A process keeps its rooms in its own registry; the backplane is the layer
+under it that tells processes apart. The relay's handlers are *given* a
+backplane and use only this interface, so ``relay/`` never imports
+``cluster/``, where the Redis implementation lives
+(:class:`duorelay.cluster.redis.RedisBackplane`, ``DUORELAY_REDIS_URL``).
+:class:`Backplane` itself is the default: this process is the whole cluster.
+
+Two primitives are all a protocol handler needs:
+
+- ``await acquire(key, on_lost, data)`` / ``release(key)``: exclusive
+  ownership of ``key`` across the cluster (a seat: docs/protocols.md section 1,
+  rule 3); ``await lookup(key)`` reads its ``data`` (a WMBP room's name).
+- ``await listen(address, deliver, on_lost, on_back)`` / ``unlisten(address)``:
+  ``deliver`` is called, synchronously, for each message
+  (:mod:`duorelay.protocols.cluster`) a process sends to ``address`` with
+  ``send`` / ``send_nowait(address, message, sender, on_absent)``, once the
+  subscription is confirmed.
+
+``release`` and ``unlisten`` are synchronous (they only queue the work), so a
+session calls them in ``finally`` blocks even while being cancelled
+(docs/architecture.md, invariants 6 and 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import trio
+
+from duorelay.protocols.cluster import ClusterMessage
+
+UNAVAILABLE = "backplane unavailable: try again later"
+"""The close reason sent with 1013 when the backplane is out of reach."""
+
+
+class BackplaneUnavailable(Exception):
+    """The backplane cannot be reached now (close code 1013, "try again later")."""
+
+
+class Sender(Protocol):
+    """Who sent a message: closed with 1013 if the message cannot be published."""
+
+    def close(self, code: int, reason: str, *, flush: bool = False) -> None: ...
+
+
+Deliver = Callable[[bool, ClusterMessage], None]
+"""``deliver(from_here, message)``: a message for an address.
+
+``from_here`` is True when this process sent it. It must not await: it runs
+in the one task that delivers the messages of every address.
+"""
+
+
+class Backplane:
+    """The in-process backplane: this process is the whole cluster (the default).
+
+    Every method keeps the interface of the Redis backplane: leases are
+    always granted (the registry already refused a seat held here), and there
+    is nobody to send to, so ``send`` is never called (``shared`` is False).
+    """
+
+    shared = False
+    """Whether other processes share the rooms (False: never send or listen)."""
+
+    node = "local"
+    """This process's id in the cluster (in addresses that must be unique)."""
+
+    @property
+    def available(self) -> bool:
+        """Whether the backplane can be used now."""
+        return True
+
+    def describe(self) -> dict[str, str | bool]:
+        """For ``/healthz``: ``{"kind", "available"}``."""
+        return {"kind": "in-process", "available": True}
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Nothing to run in-process."""
+        task_status.started()
+
+    async def acquire(self, key: str, on_lost: Callable[[], None], data: bytes = b"") -> bool:
+        """Take ``key`` for this process; always granted in-process."""
+        return True
+
+    async def lookup(self, key: str) -> bytes | None:
+        """The ``data`` of ``key`` held by another process: never, in-process."""
+        return None
+
+    def release(self, key: str) -> None:
+        """Give ``key`` up (nothing to do in-process)."""
+
+    async def listen(
+        self,
+        address: str,
+        deliver: Deliver,
+        on_lost: Callable[[], None],
+        on_back: Callable[[], None] | None = None,
+    ) -> None:
+        """Listen to ``address`` (nobody sends in-process)."""
+
+    def unlisten(self, address: str) -> None:
+        """Stop listening to ``address`` (nothing to do in-process)."""
+
+    def send_nowait(
+        self,
+        address: str,
+        message: ClusterMessage,
+        sender: Sender | None = None,
+        on_absent: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue ``message`` for ``address``; in-process there is nobody to send to."""
+        raise RuntimeError("the in-process backplane has nobody to send to")
+
+    async def send(
+        self,
+        address: str,
+        message: ClusterMessage,
+        sender: Sender | None = None,
+        on_absent: Callable[[], None] | None = None,
+    ) -> None:
+        """:meth:`send_nowait`, waiting for room; in-process there is nobody to send to."""
+        raise RuntimeError("the in-process backplane has nobody to send to")
