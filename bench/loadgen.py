@@ -1,7 +1,7 @@
 """The load generator: one worker process of many picows connections on uvloop.
 
-The harness (``bench/run.py``) starts several of these workers as separate
-processes (never in the server's process) and drives them in lock step over a
+The harness (``Workers`` in ``bench/servers.py``) starts several of these workers as
+separate processes (never in the server's process) and drives them in lock step over a
 ``multiprocessing`` pipe, one command at a time:
 
 ``connect``

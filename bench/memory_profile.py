@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pyspy_profile
+from servers import Server, Workers, join_rooms
 
 
 def _snapshot(pid: int, path: Path, timeout: float = 60.0) -> tracemalloc.Snapshot:
@@ -35,19 +36,15 @@ def _snapshot(pid: int, path: Path, timeout: float = 60.0) -> tracemalloc.Snapsh
 
 def profile(kind: str, rooms: int, plan: Any, results: Path) -> dict[str, Any]:
     """Idle-connection memory of server ``kind`` with ``rooms`` joined rooms."""
-    import run  # the harness: servers, workers, joins
-
     target = results / f"memory-{kind}.snapshot"
-    server = run.Server(
-        f"traced-{kind}", results / "logs", "memory", {"BENCH_SNAPSHOT": str(target)}
-    )
+    server = Server(f"traced-{kind}", results / "logs", "memory", {"BENCH_SNAPSHOT": str(target)})
     workers = None
     try:
-        workers = run.Workers(plan.workers)
+        workers = Workers(plan.workers)
         time.sleep(1.0)
         rss0 = server.rss()
         first = _snapshot(server.popen.pid, target)
-        run.join_rooms(server, workers, rooms, plan, "memory")
+        join_rooms(server, workers, rooms, plan, "memory")
         time.sleep(1.0)
         rss1 = server.rss()
         second = _snapshot(server.popen.pid, target)

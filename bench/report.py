@@ -1,14 +1,28 @@
-"""The Markdown report of a benchmark run, and its place in docs/benchmarks.md."""
+"""The report of a benchmark run: one JSON line per scenario row as it is measured,
+the machine it ran on, the Markdown report and ``.jsonl`` in ``bench/results/``,
+and the Markdown's place in docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import math
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from run import Plan, Row
+import psutil
+from servers import RESULTS, ROOT
 
+if TYPE_CHECKING:
+    from scenarios import Plan
+
+DOCS = ROOT / "docs" / "benchmarks.md"
 BEGIN = "<!-- bench:begin (written by bench/run.py; edit outside these markers) -->"
 END = "<!-- bench:end -->"
 
@@ -101,6 +115,16 @@ DETAILS: dict[str, list[tuple[str, str, int]]] = {
         ("rss_mb", "RSS MB", 1),
     ],
 }
+
+
+@dataclass
+class Row:
+    """One scenario variant: every server's figures."""
+
+    scenario: str
+    variant: str
+    params: dict[str, Any]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def size_label(size: int) -> str:
@@ -384,3 +408,77 @@ def update_docs(path: Path, text: str) -> None:
         "# Benchmarks\n\nThe latest results of `nox -s bench` (see bench/run.py).\n\n"
         "## Latest results\n\n" + block + "\n"
     )
+
+
+def _json_line(row: Row) -> str:
+    line = {
+        "scenario": row.scenario,
+        "variant": row.variant,
+        "params": row.params,
+        "results": row.results,
+        "ratios": ratios(row),
+    }
+    return json.dumps(line, default=_json_default)
+
+
+def emit(row: Row) -> None:
+    """Print the row's JSON line (all servers' figures and duorelay's ratios)."""
+    print(_json_line(row), flush=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(type(value))
+
+
+def machine() -> dict[str, Any]:
+    cpu_model = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for package in (
+        "duorelay",
+        "trio",
+        "hypercorn",
+        "quart",
+        "quart-trio",
+        "wsproto",
+        "h11",
+        "websockets",
+        "picows",
+        "uvloop",
+        "psutil",
+        "py-spy",
+    ):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "-"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "commit": commit + (" (src/ modified)" if dirty else ""),
+    }
+
+
+def save(rows: list[Row], text: str, name: str) -> Path:
+    """Write the Markdown ``text`` to ``bench/results/<name>.md`` and every row's JSON
+    line to ``<name>.jsonl``; returns the Markdown's path."""
+    out = RESULTS / f"{name}.md"
+    out.write_text(text)
+    (RESULTS / f"{name}.jsonl").write_text("".join(_json_line(row) + "\n" for row in rows))
+    return out

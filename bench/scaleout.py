@@ -8,7 +8,8 @@ How to run (from the repository root; needs ``redis-server`` on PATH)::
 or ``python bench/scaleout.py [--quick] [--repeats N]`` in the bench virtualenv.
 
 Three set-ups of ``python -m duorelay`` (rate limit lifted, as in run.py), under
-the load generator of run.py (2 picows processes):
+the load generator of run.py (2 picows processes; ``servers.py`` starts both, and the
+loads are ``scenarios.py``'s):
 
 - ``in-process``: one process, no Redis (the default backplane);
 - ``same process + Redis``: one process with ``DUORELAY_REDIS_URL`` set, both
@@ -53,7 +54,8 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import loadgen  # noqa: E402
-import run  # noqa: E402
+import scenarios  # noqa: E402
+import servers  # noqa: E402
 
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 
@@ -63,8 +65,8 @@ SETUPS = ("in-process", "same process + Redis", "two processes")
 class Cluster:
     """The duorelay processes of one set-up, and the Redis they share (if any).
 
-    A :class:`run.Relay` for :func:`run.join_rooms`, :func:`run.wait_quiet` and
-    :func:`run.measure_window`: ``url`` is the first process's, ``cpu()`` the
+    A :class:`servers.Relay` for :func:`servers.join_rooms`, :func:`servers.wait_quiet` and
+    :func:`scenarios.measure_window`: ``url`` is the first process's, ``cpu()`` the
     CPU seconds of every duorelay process.
     """
 
@@ -73,7 +75,7 @@ class Cluster:
         count = 2 if setup == "two processes" else 1
         self.name = "duorelay"
         self.servers = [
-            run.Server("duorelay", run.RESULTS / "logs", f"{tag}-{index}", env)
+            servers.Server("duorelay", servers.RESULTS / "logs", f"{tag}-{index}", env)
             for index in range(count)
         ]
         self.url = self.servers[0].url
@@ -94,7 +96,7 @@ def wait_for_line(path: Path, text: bytes, limit: float = 15.0) -> None:
     deadline = time.monotonic() + limit
     while text not in path.read_bytes():
         if time.monotonic() > deadline:
-            raise run.BenchError(f"{text.decode()!r} never appeared in {path}")
+            raise servers.BenchError(f"{text.decode()!r} never appeared in {path}")
         time.sleep(0.05)
 
 
@@ -105,7 +107,7 @@ class Redis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise SystemExit("bench/scaleout.py: redis-server not found (apt-get install it)")
-        self.port = run.free_port()
+        self.port = servers.free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.popen = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", *NO_PERSISTENCE],
@@ -115,7 +117,7 @@ class Redis:
         deadline = time.monotonic() + 10
         while not _accepts(self.port):
             if time.monotonic() > deadline:
-                raise run.BenchError("redis-server did not start")
+                raise servers.BenchError("redis-server did not start")
             time.sleep(0.05)
 
     def cpu(self) -> float:
@@ -135,12 +137,12 @@ def _accepts(port: int) -> bool:
 
 @contextlib.contextmanager
 def cluster_session(
-    setup: str, redis: Redis, plan: run.Plan, tag: str
-) -> Iterator[tuple[Cluster, run.Workers]]:
+    setup: str, redis: Redis, plan: scenarios.Plan, tag: str
+) -> Iterator[tuple[Cluster, servers.Workers]]:
     cluster = Cluster(setup, redis.url if setup != "in-process" else None, tag)
-    workers: run.Workers | None = None
+    workers: servers.Workers | None = None
     try:
-        workers = run.Workers(plan.workers)
+        workers = servers.Workers(plan.workers)
         yield cluster, workers
     finally:
         if workers is not None:
@@ -149,15 +151,15 @@ def cluster_session(
 
 
 def measure(
-    cluster: Cluster, redis: Redis, workers: run.Workers, begin: float, end: float
-) -> tuple[run.Window, float]:
-    """run.measure_window over every duorelay process, plus Redis's CPU seconds."""
+    cluster: Cluster, redis: Redis, workers: servers.Workers, begin: float, end: float
+) -> tuple[scenarios.Window, float]:
+    """scenarios.measure_window over every duorelay process, plus Redis's CPU seconds."""
     redis0 = redis.cpu()
-    window = run.measure_window(cluster, workers, begin, end)
+    window = scenarios.measure_window(cluster, workers, begin, end)
     return window, redis.cpu() - redis0
 
 
-def figures(window: run.Window, redis_cpu: float, frames: int) -> dict[str, float]:
+def figures(window: scenarios.Window, redis_cpu: float, frames: int) -> dict[str, float]:
     per_1000 = 1000 / frames if frames else float("nan")
     return {
         "duorelay_cpu_ms_per_1000": 1000 * window.server_cpu * per_1000,
@@ -167,27 +169,27 @@ def figures(window: run.Window, redis_cpu: float, frames: int) -> dict[str, floa
     }
 
 
-def run_pingpong(setup: str, redis: Redis, plan: run.Plan, rooms: int) -> dict[str, Any]:
+def run_pingpong(setup: str, redis: Redis, plan: scenarios.Plan, rooms: int) -> dict[str, Any]:
     tag = f"scaleout-pingpong{rooms}"
     with cluster_session(setup, redis, plan, tag) as (cluster, workers):
-        run.join_rooms(cluster, workers, rooms, plan, tag, cluster.seat1_url)
-        results, (window, redis_cpu) = run.pingpong_load(
+        servers.join_rooms(cluster, workers, rooms, plan, tag, cluster.seat1_url)
+        results, (window, redis_cpu) = scenarios.pingpong_load(
             workers, plan, lambda begin, end: measure(cluster, redis, workers, begin, end)
         )
         frames = sum(result["frames"] for result in results)
         return {
             "frames_per_s": frames / plan.pingpong_seconds,
-            **run.percentiles([result["rtt_ns"] for result in results]),
+            **scenarios.percentiles([result["rtt_ns"] for result in results]),
             **figures(window, redis_cpu, frames),
             "errors": dict(workers.errors),
         }
 
 
-def run_stream(setup: str, redis: Redis, plan: run.Plan, size: int) -> dict[str, Any]:
+def run_stream(setup: str, redis: Redis, plan: scenarios.Plan, size: int) -> dict[str, Any]:
     tag = f"scaleout-stream{size}"
     with cluster_session(setup, redis, plan, tag) as (cluster, workers):
-        run.join_rooms(cluster, workers, plan.stream_rooms, plan, tag, cluster.seat1_url)
-        results, (window, redis_cpu) = run.stream_load(
+        servers.join_rooms(cluster, workers, plan.stream_rooms, plan, tag, cluster.seat1_url)
+        results, (window, redis_cpu) = scenarios.stream_load(
             workers, plan, size, lambda begin, end: measure(cluster, redis, workers, begin, end)
         )
         frames = sum(result["frames"] for result in results)
@@ -227,12 +229,12 @@ def repeated(label: str, repeats: int, fn: Any) -> dict[str, dict[str, Any]]:
     runs: dict[str, list[dict[str, Any]]] = {setup: [] for setup in SETUPS}
     for attempt in range(repeats):
         for setup in SETUPS:
-            run.log(f"{label}: {setup} ({attempt + 1}/{repeats})")
+            servers.log(f"{label}: {setup} ({attempt + 1}/{repeats})")
             runs[setup].append(fn(setup))
     return {setup: median_of(results) for setup, results in runs.items()}
 
 
-def markdown(rows: list[Row], plan: run.Plan, command: str) -> str:
+def markdown(rows: list[Row], plan: scenarios.Plan, command: str) -> str:
     lines = [
         "# Scale-out benchmark",
         "",
@@ -275,10 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--quick", action="store_true", help="short version (under a minute)")
     cli.add_argument("--repeats", type=int, help="runs per set-up (full 3, quick 1)")
     args = cli.parse_args(argv)
-    plan = run.Plan.make(args.quick, 2)
+    plan = scenarios.Plan.make(args.quick, 2)
     repeats = args.repeats or plan.repeats
     loadgen.raise_nofile_limit()
-    run.RESULTS.mkdir(parents=True, exist_ok=True)
+    servers.RESULTS.mkdir(parents=True, exist_ok=True)
     command = "python bench/scaleout.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     redis = Redis()
     rows: list[Row] = []
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         redis.stop()
     name = "scaleout-quick" if args.quick else "scaleout"
     text = markdown(rows, dataclasses.replace(plan, repeats=repeats), command)
-    (run.RESULTS / f"{name}.md").write_text(text)
+    (servers.RESULTS / f"{name}.md").write_text(text)
     print(text)
     return 0
 
