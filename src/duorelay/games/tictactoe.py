@@ -44,6 +44,8 @@ X: Final = Player.FIRST
 """X moves first (XOGAME.md, Rules: the starter plays X)."""
 O: Final = Player.SECOND  # noqa: E741 (the game calls it O)
 
+_SYMBOL: Final = {X: "X", O: "O"}
+
 MIN_SIZE: Final = 3
 MAX_SIZE: Final = 10
 """Board widths and heights run from 3 to 10 (the original's grid bounds)."""
@@ -135,7 +137,7 @@ def apply(state: State, move: Move) -> State:
     if state.result is not None:
         raise IllegalMove("the game is finished")
     if move.player is not state.to_move:
-        raise IllegalMove(f"it is {state.to_move.name}'s turn, not {move.player.name}'s")
+        raise IllegalMove(f"it is {_SYMBOL[state.to_move]}'s turn, not {_SYMBOL[move.player]}'s")
     if not (0 <= move.x < state.width and 0 <= move.y < state.height):
         raise IllegalMove(
             f"cell ({move.x}, {move.y}) is off the {state.width}x{state.height} board"
