@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeGuard
+from typing import Any, Final, TypeGuard
 
 from duorelay.games import base
 from duorelay.games.base import (
@@ -225,7 +225,7 @@ def replay(moves: Iterable[Move]) -> State:
 # -- match_state JSON (UTTT.md, Server -> client, match_update) ---------------------------
 
 
-def encode_match_state(state: State, player_a: str, player_b: str) -> dict[str, object]:
+def encode_match_state(state: State, player_a: str, player_b: str) -> dict[str, Any]:
     """``state`` as the ``match_state`` object of a ``match_update`` (UTTT.md).
 
     Shape: ``{"complete_field": int[9][9], "global_field": int[3][3],
