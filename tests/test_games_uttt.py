@@ -288,6 +288,12 @@ def test_encoding_of_the_start_and_of_one_move() -> None:
     assert json.loads(json.dumps(encoded)) == encoded
 
 
+@pytest.mark.parametrize(("player_a", "player_b"), [("ann", "ann"), ("", "ben"), ("ann", "")])
+def test_encoding_needs_two_different_names(player_a: str, player_b: str) -> None:
+    with pytest.raises(ValueError, match="two different, non-empty names"):
+        uttt.encode_match_state(uttt.new_game(), player_a, player_b)
+
+
 def test_global_field_is_indexed_sub_y_then_sub_x() -> None:
     state = decoded(NEAR_WIN)
     encoded = uttt.encode_match_state(state, "alice", "bob")

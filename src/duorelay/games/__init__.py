@@ -18,9 +18,10 @@ contract, so the referee can drive any of them the same way:
   unchanged either way.
 - ``outcome(state) -> Outcome | None`` is ``None`` while the game goes on, else
   the winner (``None`` for a draw) and how the game ended.
-- ``replay(moves, ...) -> State`` rebuilds a state from its moves (the event log
-  is the truth: ARCHITECTURE.md, section One match); it raises
-  :class:`IllegalMove` at the first move the rules refuse.
+- ``replay(..., moves) -> State`` rebuilds a state from the game's set-up and
+  its moves (the event log is the truth: ARCHITECTURE.md, section One match);
+  it raises :class:`IllegalMove` ("move N: reason") at the first move the rules
+  refuse. A state replayed from a game's moves equals the live one.
 
 Encodings of a state to the JSON shape of a wire contract, and back, live with
 the game (UTTT's ``match_state``, Santorini's board); decoding validates and

@@ -236,7 +236,12 @@ def encode_match_state(state: State, player_a: str, player_b: str) -> dict[str, 
     player_a, 2 player_b) and ``global_field[sub_y][sub_x]`` a sub-board (0, 1,
     2, or 3 drawn), as the original's numpy arrays. ``active_player`` is the
     player on turn, after the end too (the original flips it after every move).
+
+    Raises ``ValueError`` if a name is empty or both are the same (such a
+    ``match_state`` would not decode).
     """
+    if not player_a or not player_b or player_a == player_b:
+        raise ValueError("player_a and player_b must be two different, non-empty names")
     names = (player_a, player_b)
     last = state.last_move
     result = state.result
