@@ -1,0 +1,118 @@
+"""The gateway from Trio to the database: one transaction per call, in a worker thread.
+
+SQLAlchemy's drivers block, so every query runs in a thread
+(``trio.to_thread.run_sync``) under one :class:`trio.CapacityLimiter` the size
+of the connection pool: at most that many calls run at once, the others wait
+their turn in Trio. A call is one transaction; it never spans awaits of other
+things.
+
+Cancellation: a call that is cancelled while its thread runs is *not*
+abandoned (``abandon_on_cancel=False``): it returns when the transaction has
+committed or rolled back, and the cancel takes effect at the caller's next
+checkpoint. So a cancelled caller never leaves a half-written record, and a
+record it wrote is never unknown to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+import sqlalchemy
+import trio
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger("duorelay")
+
+T = TypeVar("T")
+
+POOL_SIZE = 5
+"""Database connections (and worker threads) one process uses at most."""
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+"""Milliseconds SQLite waits for another process's write lock before failing."""
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for ``url`` (``sqlite:///file.db``, ``postgresql+psycopg://...``).
+
+    SQLite files get write-ahead logging (readers never wait for the writer),
+    foreign keys on, and a busy timeout of :data:`SQLITE_BUSY_TIMEOUT_MS`.
+    Raises ``sqlalchemy.exc.ArgumentError`` for a URL SQLAlchemy cannot parse
+    and ``sqlalchemy.exc.NoSuchModuleError`` for an unknown driver.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = sqlalchemy.create_engine(
+            parsed,
+            pool_size=POOL_SIZE,
+            connect_args={"check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sqlalchemy.create_engine(parsed, pool_size=POOL_SIZE, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def alembic_config() -> Config:
+    """Alembic's configuration for duorelay's migrations (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("duorelay.store") / "migrations")
+    )
+    return config
+
+
+class Store:
+    """The database of one process: ``await store.run(fn)`` runs ``fn(connection)``
+    in one transaction.
+
+    ``url`` is a SQLAlchemy URL (``DUORELAY_DATABASE_URL``). :meth:`migrate`
+    brings the schema to the newest revision; :meth:`close` releases the pool.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self._limiter = trio.CapacityLimiter(POOL_SIZE)
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(connection)`` in one transaction in a worker thread; its result.
+
+        Committed when ``fn`` returns, rolled back when it raises (the error
+        is raised here: ``sqlalchemy.exc.IntegrityError`` for a duplicate key,
+        ``sqlalchemy.exc.OperationalError`` when the database is out of reach).
+        """
+        return await trio.to_thread.run_sync(self._transaction, fn, limiter=self._limiter)
+
+    def _transaction(self, fn: Callable[[Connection], T]) -> T:
+        with self.engine.begin() as connection:
+            return fn(connection)
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` (Alembic); logs each step."""
+        await trio.to_thread.run_sync(self._migrate, revision, limiter=self._limiter)
+
+    def _migrate(self, revision: str) -> None:
+        config = alembic_config()
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+    def close(self) -> None:
+        """Close every pooled connection; synchronous."""
+        self.engine.dispose()
