@@ -35,10 +35,10 @@ EMPTY = 0
 class Player(IntEnum):
     """A seat: ``FIRST`` moves first. The values 1 and 2 are the marks on a board.
 
-    Tic-tac-toe's X is ``FIRST`` and O ``SECOND`` (XOGAME.md, Rules); in UTTT
-    ``FIRST`` is player_a, mark 1, and ``SECOND`` player_b, mark 2 (UTTT.md,
+    Tic-tac-toe's X is ``FIRST`` and O ``SECOND`` (docs/xogame.md, Rules); in UTTT
+    ``FIRST`` is player_a, mark 1, and ``SECOND`` player_b, mark 2 (docs/uttt.md,
     Rules); in Santorini ``FIRST`` is player one, who places first and moves
-    first (SANTORINI.md section 3, order within one encounter).
+    first (docs/santorini.md section 3, order within one encounter).
     """
 
     FIRST = 1

@@ -1,10 +1,10 @@
-"""Tic-tac-toe on any board from 3 x 3 to 10 x 10, k in a row (XOGAME.md, Rules).
+"""Tic-tac-toe on any board from 3 x 3 to 10 x 10, k in a row (docs/xogame.md, Rules).
 
 The XO game service plays the original's fixed game, :func:`xo_game`: 6 x 6,
-4 in a row (XOGAME.md, game_init params). Cells are ``(x, y)``: x the column
+4 in a row (docs/xogame.md, game_init params). Cells are ``(x, y)``: x the column
 0..width-1, y the row 0..height-1 (the ``cell: [x, y]`` of a move command).
 
-Rules (XOGAME.md, Rules, "as the original's domain code meant them"): X moves
+Rules (docs/xogame.md, Rules, "as the original's domain code meant them"): X moves
 first, then turns alternate; a move must be by the player on turn, on the
 board, on an empty cell, before the game is finished; ``line_length`` equal
 marks in a row, column or diagonal win; a full board without such a line is a
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 X: Final = Player.FIRST
-"""X moves first (XOGAME.md, Rules: the starter plays X)."""
+"""X moves first (docs/xogame.md, Rules: the starter plays X)."""
 O: Final = Player.SECOND  # noqa: E741 (the game calls it O)
 
 _SYMBOL: Final = {X: "X", O: "O"}
@@ -56,7 +56,7 @@ MIN_LINE_LENGTH: Final = 3
 XO_GRID_WIDTH: Final = 6
 XO_GRID_HEIGHT: Final = 6
 XO_WINNING_LINE_LENGTH: Final = 4
-"""The XO API's fixed game (XOGAME.md, ``game_init`` params)."""
+"""The XO API's fixed game (docs/xogame.md, ``game_init`` params)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,7 @@ def new_game(width: int = 3, height: int = 3, line_length: int = 3) -> State:
 
 
 def xo_game() -> State:
-    """The XO API's game: 6 x 6, 4 in a row (XOGAME.md, game_init)."""
+    """The XO API's game: 6 x 6, 4 in a row (docs/xogame.md, game_init)."""
     return new_game(XO_GRID_WIDTH, XO_GRID_HEIGHT, XO_WINNING_LINE_LENGTH)
 
 
@@ -129,7 +129,7 @@ def legal_moves(state: State) -> list[Move]:
 
 
 def apply(state: State, move: Move) -> State:
-    """The position after ``move`` (XOGAME.md, Rules).
+    """The position after ``move`` (docs/xogame.md, Rules).
 
     Raises :class:`IllegalMove` if the game is finished, ``move.player`` is not
     on turn, the cell is off the board or already marked.

@@ -1,9 +1,11 @@
-"""Ultimate tic-tac-toe (UTTT.md, Rules) and its ``match_state`` JSON (UTTT.md, Server -> client).
+"""Ultimate tic-tac-toe (docs/uttt.md, Rules) and its ``match_state`` JSON.
+
+The JSON shape is that of docs/uttt.md, "Server -> client".
 
 The board is 3 x 3 sub-boards of 3 x 3 cells. A move names its sub-board
 ``(sub_x, sub_y)`` and its cell ``(x, y)`` inside it, each 0..2, x the column.
 
-Rules (UTTT.md, Rules, and "Where duorelay deliberately differs"):
+Rules (docs/uttt.md, Rules, and "Where duorelay deliberately differs"):
 
 1. player_a (:attr:`Player.FIRST`, mark 1) moves first; turns alternate, and a
    move counts only from the player on turn.
@@ -55,7 +57,7 @@ __all__ = [
 SIZE: Final = 3
 """Sub-boards per side and cells per sub-board side."""
 DRAWN: Final = 3
-"""The ``global_field`` value of a drawn (full, no line) sub-board (UTTT.md)."""
+"""The ``global_field`` value of a drawn (full, no line) sub-board (docs/uttt.md)."""
 
 _CELLS = SIZE * SIZE
 _MARKS = frozenset(Player)
@@ -222,11 +224,11 @@ def replay(moves: Iterable[Move]) -> State:
     return base.replay(new_game(), moves, apply)
 
 
-# -- match_state JSON (UTTT.md, Server -> client, match_update) ---------------------------
+# -- match_state JSON (docs/uttt.md, Server -> client, match_update) ---------------------------
 
 
 def encode_match_state(state: State, player_a: str, player_b: str) -> dict[str, Any]:
-    """``state`` as the ``match_state`` object of a ``match_update`` (UTTT.md).
+    """``state`` as the ``match_state`` object of a ``match_update`` (docs/uttt.md).
 
     Shape: ``{"complete_field": int[9][9], "global_field": int[3][3],
     "last_move": null | {"sub_x", "sub_y", "x", "y"}, "game_over": bool,
@@ -267,7 +269,7 @@ def encode_match_state(state: State, player_a: str, player_b: str) -> dict[str, 
 
 
 def decode_match_state(data: object) -> DecodedMatch:
-    """The position and player names of a ``match_state`` object (UTTT.md).
+    """The position and player names of a ``match_state`` object (docs/uttt.md).
 
     The inverse of :func:`encode_match_state`:
     ``decode_match_state(encode_match_state(s, a, b)) == DecodedMatch(s, a, b)``
