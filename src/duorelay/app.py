@@ -42,6 +42,7 @@ from duorelay.rooms import Registry
 from duorelay.server import set_tcp_user_timeout_on_listeners
 from duorelay.session import Handler, Peer, Session, WebSocket
 from duorelay.settings import Settings, load_settings
+from duorelay.transport import hypercorn_shims
 
 LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
 LOG_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
@@ -253,8 +254,11 @@ def create_app(settings: Settings | None = None) -> DuoRelay:
     """Create the app; ``settings`` default to the ``DUORELAY_*`` environment.
 
     Raises :class:`~duorelay.settings.SettingsError`, naming the variable, when
-    a setting is bad.
+    a setting is bad, and :class:`~duorelay.transport.hypercorn_shims.ShimError`
+    when the installed Hypercorn is not the one its patches were written for
+    (they are installed here, once per process).
     """
+    hypercorn_shims.install()
     settings = settings if settings is not None else load_settings()
     configure_logging(settings.log_format)
     return DuoRelay(settings)
