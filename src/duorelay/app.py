@@ -41,6 +41,7 @@ from duorelay.protocols.kamon import namespace_for_path
 from duorelay.relay import kamon, wmbp
 from duorelay.relay.rooms import Registry
 from duorelay.settings import Settings, load_settings
+from duorelay.transport import hypercorn_shims
 from duorelay.transport.asgi import WebSocket
 from duorelay.transport.sockets import set_tcp_user_timeout_on_listeners
 
@@ -230,8 +231,11 @@ def create_app(settings: Settings | None = None) -> DuoRelay:
     """Create the app; ``settings`` default to the ``DUORELAY_*`` environment.
 
     Raises :class:`~duorelay.settings.SettingsError`, naming the variable, when
-    a setting is bad.
+    a setting is bad, and :class:`~duorelay.transport.hypercorn_shims.ShimError`
+    when the installed Hypercorn is not the one its patches were written for
+    (they are installed here, once per process).
     """
+    hypercorn_shims.install()
     settings = settings if settings is not None else load_settings()
     configure_logging(settings.log_format)
     return DuoRelay(settings)

@@ -63,6 +63,9 @@ class RelayConfig(Config):
         # Above duorelay's own limit, so the client gets duorelay's 1009 with a
         # reason; still a bound on what Hypercorn buffers for one frame.
         self.websocket_max_message_size = 2 * settings.max_message_size
+        # Read by duorelay.transport.hypercorn_shims (patch 6): permessage-deflate
+        # is negotiated only when this is true.
+        self.websocket_compression = settings.websocket_compression
 
     def create_sockets(self) -> Sockets:
         sockets = super().create_sockets()

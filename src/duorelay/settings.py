@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         description="Largest frame a client may send, in bytes (text: UTF-8 length); "
         "a larger one closes the sender with 1009.",
     )
+    websocket_compression: bool = Field(
+        default=False,
+        description="Offer permessage-deflate compression to clients that ask for it "
+        "(python -m duorelay); a message that inflates past the message size limit "
+        "closes the connection with 1009. Off: no compression, no compression bombs.",
+    )
     join_timeout: Annotated[float, Field(gt=0)] = Field(
         default=10.0,
         description="Seconds a new connection has to send its join frame (else 4408).",
