@@ -184,6 +184,7 @@ class SantoriniServer:
         while len(players) < self.settings.santorini_max_players:
             with trio.move_on_after(self.config.waiting_for):
                 players.append(await self._lobby.receive())
+                players = [player for player in players if player.left is None]
                 continue
             break
         return [player for player in players if player.left is None]
