@@ -111,8 +111,14 @@ def test_a_large_value_in_one_byte_pieces_is_scanned_once() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text() | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -134,7 +140,7 @@ def test_random_splits_decode_to_the_same_values(
     stream = JsonStream(len(data) + 1)
     decoded: list[object] = []
     start = 0
-    for cut in sorted(c % (len(data) + 1) for c in cuts) + [len(data)]:
+    for cut in [*sorted(c % (len(data) + 1) for c in cuts), len(data)]:
         if cut > start:  # b"" would mean the end of the stream
             stream.receive_data(data[start:cut])
             start = cut
@@ -189,7 +195,9 @@ def test_actions_both_ways() -> None:
 
 def test_classify_in_the_order_of_section_3() -> None:
     board = rules.encode_board(
-        rules.replay("a", "b", [rules.Place(0, 0), rules.Place(1, 1), rules.Place(2, 2), rules.Place(3, 3)])
+        rules.replay(
+            "a", "b", [rules.Place(0, 0), rules.Place(1, 1), rules.Place(2, 2), rules.Place(3, 3)]
+        )
     )
     assert wire.classify(["playing-as", "alphaa"]) == wire.PlayingAs("alphaa")
     assert wire.classify("bravo") == wire.Other("bravo")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pytest
 import trio
 from sqlalchemy import select
 
+from conftest import STATIC_DIR, settle
 from duorelay.games import santorini as rules
 from duorelay.observability import Stats
 from duorelay.protocols import santorini as wire
@@ -31,8 +32,6 @@ from duorelay.services.santorini_clients import NO_REPLY, Bot, Kind
 from duorelay.settings import Settings
 from duorelay.store.gateway import Store
 from duorelay.store.schema import match_events, matches, tournaments
-
-from conftest import STATIC_DIR, settle
 
 R = wire.Result
 EXAMPLE = [["alpha", "mallory", "irregular"], ["bravo", "alpha"]]
@@ -163,7 +162,11 @@ async def test_the_example_of_the_contract(tmp_path: Path) -> None:
         ],
     ]
     assert mallory.results is None  # closed (the stream ended) and told nothing
-    assert alpha.received[:3] == ["mallory", [["mallory1", 0, 0]], [["mallory1", 0, 0], ["alpha1", 5, 5], ["mallory2", 0, 5]]]
+    assert alpha.received[:3] == [
+        "mallory",
+        [["mallory1", 0, 0]],
+        [["mallory1", 0, 0], ["alpha1", 5, 5], ["mallory2", 0, 5]],
+    ]
     assert alpha.received[3] == "bravo"
     for bot in (alpha, bravo):
         assert bot.results is not None and rows(bot.results) == EXAMPLE
@@ -182,12 +185,18 @@ async def test_the_event_log_is_the_truth(tmp_path: Path) -> None:
             connection.execute(select(matches).order_by(matches.c.created_at)).mappings().all(),
             connection.execute(
                 select(match_events).order_by(match_events.c.match_id, match_events.c.seq)
-            ).mappings().all(),
+            )
+            .mappings()
+            .all(),
         )
 
     (tournament,), games, events = await harness.store.run(read)
     assert tournament["players"] == ["mallory", "alpha", "bravo"]
-    assert tournament["schedule"] == [["mallory", "alpha"], ["mallory", "bravo"], ["alpha", "bravo"]]
+    assert tournament["schedule"] == [
+        ["mallory", "alpha"],
+        ["mallory", "bravo"],
+        ["alpha", "bravo"],
+    ]
     assert tournament["results"] == EXAMPLE
     assert tournament["finished_at"] is not None
     assert [g["status"] for g in games] == ["over"] * len(games)
@@ -208,7 +217,11 @@ async def test_the_event_log_is_the_truth(tmp_path: Path) -> None:
         by_match.setdefault(event["match_id"], []).append(event)
     first_events = by_match[first["id"]]
     assert [(e["seq"], e["kind"]) for e in first_events] == [
-        (1, "placement"), (2, "placement"), (3, "placement"), (4, "placement"), (5, "outcome")
+        (1, "placement"),
+        (2, "placement"),
+        (3, "placement"),
+        (4, "placement"),
+        (5, "outcome"),
     ]
     assert first_events[0]["data"]["place"] == [0, 0]
     assert first_events[0]["data"]["worker"] == "mallory1"
@@ -327,10 +340,8 @@ class Raw:
 
 async def play_one_tolerant(bot: Bot, stream: trio.SocketStream) -> None:
     async with stream:
-        try:
+        with suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             await bot.play(stream)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
 
 
 CHEATS = [
@@ -353,13 +364,12 @@ async def test_misbehaviour_loses_and_rewrites_the_past(tmp_path: Path, how: str
     # (bravo wins), cheat-bravo (cheat misbehaves): its win over alpha is rewritten.
     alpha, cheat, bravo = Bot("alpha"), Cheat(how, at), Bot("bravo")
     overrides = {"santorini_time_per_call": 1.0} if how == "silent" else {}
-    async with santorini(tmp_path, **overrides) as harness:
-        async with trio.open_nursery() as nursery:
-            for bot in (alpha, cheat, bravo):
-                stream = await harness.connect()
-                await bot.register(stream)
-                await settle()
-                nursery.start_soon(play_one_tolerant, bot, stream)
+    async with santorini(tmp_path, **overrides) as harness, trio.open_nursery() as nursery:
+        for bot in (alpha, cheat, bravo):
+            stream = await harness.connect()
+            await bot.register(stream)
+            await settle()
+            nursery.start_soon(play_one_tolerant, bot, stream)
     expected = [["alpha", "cheat"], ["bravo", "alpha"], ["bravo", "cheat", "irregular"]]
     assert [rows(r) for r in harness.results] == [expected]
     assert cheat.done
@@ -368,7 +378,9 @@ async def test_misbehaviour_loses_and_rewrites_the_past(tmp_path: Path, how: str
         assert bot.results is not None and rows(bot.results) == expected
     # After misbehaving, the cheat got nothing more: its last message was the request.
     last = cheat.received[-1]
-    assert isinstance(wire.classify(last), wire.PlacementRequest if at == "placement" else wire.TakeTurn)
+    assert isinstance(
+        wire.classify(last), wire.PlacementRequest if at == "placement" else wire.TakeTurn
+    )
 
 
 async def test_a_bad_name_is_closed_and_the_tournament_goes_on(tmp_path: Path) -> None:
@@ -444,10 +456,24 @@ async def test_several_values_in_one_write(tmp_path: Path) -> None:
 
 def test_bots_accept_ragged_boards() -> None:
     # The reference omits trailing zeros and rows.
-    ragged = [["0mallory1", 0, 0, 0, 0, "0alpha2"], [], [], [], [], ["0mallory2", 0, 0, 0, 0, "0alpha1"]]
+    ragged = [
+        ["0mallory1", 0, 0, 0, 0, "0alpha2"],
+        [],
+        [],
+        [],
+        [],
+        ["0mallory2", 0, 0, 0, 0, "0alpha1"],
+    ]
     message = wire.classify(ragged)
     assert isinstance(message, wire.TakeTurn)
-    shorter = [["0mallory1", 0, 0, 0, 0, "0alpha2"], [1], [0, 2], [], [], ["0mallory2", 0, 0, 0, 0, "0alpha1"]]
+    shorter = [
+        ["0mallory1", 0, 0, 0, 0, "0alpha2"],
+        [1],
+        [0, 2],
+        [],
+        [],
+        ["0mallory2", 0, 0, 0, 0, "0alpha1"],
+    ]
     bot = Bot("alpha")
     action = bot.turn(wire.classify(shorter))  # type: ignore[arg-type]
     state = rules.state_from_board(rules.decode_board(shorter), ("alpha", "mallory"))
@@ -501,14 +527,16 @@ async def test_waiting_for_ends_the_registration(tmp_path: Path) -> None:
     # Three places, two players: the tournament starts once no one came for 0.3 s;
     # a registration during the tournament is refused (no repeat).
     alpha, bravo = Starter("alpha"), Bot("bravo")
-    async with santorini(tmp_path, players=3, waiting_for=0.3) as harness:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(play, harness, [alpha, bravo])
-            await alpha.started.wait()
-            late = await harness.connect()
-            async with late:
-                await late.send_all(b'"late"')
-                assert await late.receive_some() == b""
+    async with (
+        santorini(tmp_path, players=3, waiting_for=0.3) as harness,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(play, harness, [alpha, bravo])
+        await alpha.started.wait()
+        late = await harness.connect()
+        async with late:
+            await late.send_all(b'"late"')
+            assert await late.receive_some() == b""
     assert [rows(r) for r in harness.results] == [[["bravo", "alpha"]]]
 
 
