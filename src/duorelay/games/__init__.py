@@ -2,7 +2,7 @@
 
 One module per game (ARCHITECTURE.md, section Layout): :mod:`.tictactoe`
 (k in a row on a w x h board, XOGAME.md), :mod:`.uttt` (ultimate tic-tac-toe,
-UTTT.md) and :mod:`.santorini` (SANTORINI.md). Every module keeps the same
+UTTT.md) and :mod:`.santorini` (docs/santorini.md). Every module keeps the same
 contract, so the referee can drive any of them the same way:
 
 - **State** is an immutable, hashable value (a frozen dataclass of tuples). Two

@@ -38,7 +38,7 @@ class Player(IntEnum):
     Tic-tac-toe's X is ``FIRST`` and O ``SECOND`` (XOGAME.md, Rules); in UTTT
     ``FIRST`` is player_a, mark 1, and ``SECOND`` player_b, mark 2 (UTTT.md,
     Rules); in Santorini ``FIRST`` is player one, who places first and moves
-    first (SANTORINI.md section 3, order within one encounter).
+    first (docs/santorini.md section 3, order within one encounter).
     """
 
     FIRST = 1

@@ -1,4 +1,4 @@
-"""Santorini without god powers (SANTORINI.md section 4) and its board encoding (section 3).
+"""Santorini without god powers (docs/santorini.md section 4) and its board encoding (section 3).
 
 The board is 6 x 6; a place is ``(x, y)``, x the column 0..5 from west to
 east, y the row 0..5 from north to south. Each of the two players (names
