@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from duorelay.games import santorini as rules
@@ -123,6 +123,7 @@ json_values = st.recursive(
 )
 
 
+@settings(max_examples=200, deadline=None)
 @given(
     values=st.lists(json_values, max_size=6),
     cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=12),

@@ -24,7 +24,6 @@ from conftest import STATIC_DIR, settle
 from duorelay.games import santorini as rules
 from duorelay.observability import Stats
 from duorelay.protocols import santorini as wire
-from duorelay.referee.players import Misbehaved
 from duorelay.referee.record import Recorder
 from duorelay.referee.tournament import Standings, schedule, unique_names
 from duorelay.services.santorini import SantoriniServer, ServerConfig
@@ -577,17 +576,3 @@ def test_policy_rewrites_and_drops() -> None:
     standings.record(R("a", "c", irregular=True), cheater="c")
     assert standings.results == [R("a", "c", True)]
     assert standings.cheaters == ["d", "c"]
-
-
-def test_misbehaved_carries_the_player() -> None:
-    class Nobody:
-        outbox = None
-
-        def close(self, code: int, reason: str, *, flush: bool = False) -> None:
-            pass
-
-    from duorelay.referee.players import RemotePlayer
-
-    player = RemotePlayer("x", Nobody())  # type: ignore[arg-type]
-    error = Misbehaved(player, "why")
-    assert (error.player, error.reason) == (player, "why")

@@ -307,21 +307,26 @@ def server_config(value: object, host: str) -> ServerConfig:
     if not isinstance(value, dict):
         raise ValueError("the configuration is a JSON object")
 
-    def number(key: str, kind: type, low: float, high: float | None = None) -> float:
-        item = value.get(key)
-        ok = isinstance(item, kind) and not isinstance(item, bool)
-        if not ok or not (low <= item and (high is None or item <= high)):  # type: ignore[operator]
-            upper = "" if high is None else f" up to {high}"
-            raise ValueError(f"{key!r} must be a number from {low}{upper}, not {item!r}")
-        return item  # type: ignore[return-value]
-
-    min_players = int(number("min players", int, 2))
-    port = int(number("port", int, 0, 65535))
-    waiting_for = float(number("waiting for", int | float, 0.001))  # type: ignore[arg-type]
+    min_players = int(_number(value, "min players", 2, 10**6, integer=True))
+    port = int(_number(value, "port", 0, 65535, integer=True))
+    waiting_for = _number(value, "waiting for", 0.001, 10**9, integer=False)
     repeat = value.get("repeat")
     if repeat not in (0, 1) or isinstance(repeat, bool):
         raise ValueError(f"'repeat' must be 0 or 1, not {repeat!r}")
     return ServerConfig(min_players, waiting_for, repeat == 1, port, host)
+
+
+def _number(value: dict[str, object], key: str, low: float, high: float, integer: bool) -> float:
+    """``value[key]``, a number (an integer if ``integer``) from ``low`` to ``high``."""
+    item = value.get(key)
+    if (
+        isinstance(item, bool)
+        or not isinstance(item, int if integer else (int, float))
+        or not low <= item <= high
+    ):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{key!r} must be {kind} from {low:g} to {high:g}, not {item!r}")
+    return float(item)
 
 
 def _settings() -> Settings | None:
