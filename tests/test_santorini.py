@@ -174,9 +174,6 @@ async def test_the_example_of_the_contract(tmp_path: Path) -> None:
 
 async def test_the_event_log_is_the_truth(tmp_path: Path) -> None:
     mallory, alpha, bravo = Bot("mallory", Kind.BREAKER), Bot("alpha"), Bot("bravo")
-    async with santorini(tmp_path) as harness:
-        await play(harness, [mallory, alpha, bravo])
-    assert harness.store is not None
 
     def read(connection: Any) -> tuple[Any, Any, Any]:
         return (
@@ -189,7 +186,11 @@ async def test_the_event_log_is_the_truth(tmp_path: Path) -> None:
             .all(),
         )
 
-    (tournament,), games, events = await harness.store.run(read)
+    async with santorini(tmp_path) as harness:
+        await play(harness, [mallory, alpha, bravo])
+        # The bots are done once the Results came: everything was stored before.
+        assert harness.store is not None
+        (tournament,), games, events = await harness.store.run(read)
     assert tournament["players"] == ["mallory", "alpha", "bravo"]
     assert tournament["schedule"] == [
         ["mallory", "alpha"],
