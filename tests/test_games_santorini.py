@@ -1,4 +1,4 @@
-"""Rules of Santorini and its board encoding (SANTORINI.md sections 3 and 4)."""
+"""Rules of Santorini and its board encoding (docs/santorini.md sections 3 and 4)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_names_are_lowercase_letters_and_differ(one: str, two: str) -> None:
 
 
 def test_the_example_encounter_of_section_3() -> None:
-    """SANTORINI.md section 3, Example: mallory places first, then makes an illegal move."""
+    """docs/santorini.md, Example: mallory places first, then makes an illegal move."""
     state = sa.new_game("mallory", "alpha")
     assert sa.is_placing(state)
     assert sa.encode_placements(state) == []

@@ -16,6 +16,10 @@ and WMBP paths (``/CREATE``, ``/{CODE}``) are handed, as raw ASGI, to a
 which has no websocket route and refuses it (HTTP 404). ``GET /{CODE}`` tells
 whether a WMBP room exists. The paths above keep priority over 4-letter codes:
 ``/CREATE`` and every 4-character path are reserved for WMBP.
+
+With ``DUORELAY_SANTORINI_PORT`` the Santorini tournament service
+(:mod:`duorelay.services.santorini`, repeat mode) runs in the serving nursery
+too, beside the relay, listening on its own TCP port.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 from functools import partial
 from typing import Any
 
+import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope, WebsocketScope
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from quart import Response, send_from_directory
@@ -38,9 +43,12 @@ from duorelay.observability import Stats, StatsCollector, configure_logging
 from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols import wmbp as wmbp_protocol
 from duorelay.protocols.kamon import namespace_for_path
+from duorelay.referee.record import Recorder
 from duorelay.relay import kamon, wmbp
 from duorelay.relay.rooms import Registry
+from duorelay.services.santorini import SantoriniServer, ServerConfig
 from duorelay.settings import Settings, load_settings
+from duorelay.store.gateway import Store
 from duorelay.transport import hypercorn_shims
 from duorelay.transport.asgi import WebSocket
 from duorelay.transport.sockets import set_tcp_user_timeout_on_listeners
@@ -92,6 +100,9 @@ class DuoRelay(QuartTrio):
         self.add_url_rule("/<string(length=4):code>", "wmbp_room", self._wmbp_room)
         self.before_serving(self._set_socket_options)
         self.before_serving(self._start_backplane)
+        self.santorini: SantoriniServer | None = None
+        if settings.santorini_port is not None:
+            self.before_serving(self._start_santorini)
 
     async def _index(self) -> Response:
         return await send_from_directory(self.settings.static_dir.resolve(), "index.html")
@@ -143,6 +154,31 @@ class DuoRelay(QuartTrio):
 
     async def _start_backplane(self) -> None:
         await self.nursery.start(self.backplane.run)
+
+    async def _start_santorini(self) -> None:
+        """Run the Santorini tournament service (repeat mode) in the serving nursery,
+        beside the websocket relay; its store is ``DUORELAY_DATABASE_URL``."""
+        settings = self.settings
+        assert settings.santorini_port is not None
+        store = Store(settings.database_url)
+        await store.migrate()
+        config = ServerConfig(
+            settings.santorini_min_players,
+            settings.santorini_waiting_for,
+            repeat=True,
+            port=settings.santorini_port,
+            host=settings.santorini_host,
+        )
+        self.santorini = SantoriniServer(config, settings, self.stats, Recorder(store))
+
+        async def serve(task_status: trio.TaskStatus[tuple[str, int]]) -> None:
+            assert self.santorini is not None
+            try:
+                await self.santorini.run(task_status=task_status)
+            finally:
+                store.close()
+
+        await self.nursery.start(serve)
 
     async def asgi_app(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable

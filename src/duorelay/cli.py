@@ -24,17 +24,24 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import trio
 from hypercorn.config import Config, Sockets
 from hypercorn.trio import serve as hypercorn_serve
 
-from duorelay.settings import Settings, SettingsError
+from duorelay.observability import Stats, configure_logging
+from duorelay.protocols import santorini as wire
+from duorelay.referee.record import Recorder
+from duorelay.services.santorini import SantoriniServer, ServerConfig
+from duorelay.services.santorini_clients import ClientsConfig, run_clients
+from duorelay.settings import Settings, SettingsError, load_settings
+from duorelay.store.gateway import Store
 from duorelay.transport.sockets import set_tcp_user_timeout
 
 if TYPE_CHECKING:
@@ -96,8 +103,49 @@ async def serve(app: DuoRelay, config: Config) -> None:
     await hypercorn_serve(app, config, shutdown_trigger=on_signal)
 
 
+def _serve_options(cli: argparse.ArgumentParser, default: object = None) -> None:
+    """The options of ``serve``; under the subcommand their default is
+    ``argparse.SUPPRESS``, so that options given before it are kept."""
+    cli.add_argument(
+        "-b",
+        "--bind",
+        action="append",
+        metavar="HOST:PORT",
+        default=default,
+        help=f"address to listen on; repeat for several (default {DEFAULT_BIND})",
+    )
+    cli.add_argument(
+        "--certfile", default=default, help="TLS certificate file (serves wss:// and https://)"
+    )
+    cli.add_argument("--keyfile", default=default, help="TLS private key file")
+    cli.add_argument(
+        "--graceful-timeout",
+        type=float,
+        metavar="SECONDS",
+        default=default,
+        help="seconds to wait for connections to close at shutdown (default 3)",
+    )
+    cli.add_argument(
+        "--access-log",
+        metavar="FILE",
+        default=default,
+        help="write Hypercorn's access log to FILE ('-' for standard output)",
+    )
+    cli.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=default,
+        help="a Hypercorn TOML config file, applied before the options above",
+    )
+
+
 def parser() -> argparse.ArgumentParser:
-    """The ``python -m duorelay`` command line; settings are listed in the epilog."""
+    """The ``python -m duorelay`` command line; settings are listed in the epilog.
+
+    Subcommands: ``serve`` (the default: the web server), ``santorini`` (the
+    course's Santorini server) and ``santorini-clients`` (its client harness).
+    """
     lines = ["settings (environment variables, read at start-up):"]
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)
@@ -109,45 +157,93 @@ def parser() -> argparse.ArgumentParser:
         "\n\nOther Hypercorn options (TLS ciphers, logging, h2...) go in a Hypercorn"
         " TOML file given with --config."
     )
+    description = (
+        "duorelay: a websocket relay for two-player browser and bot games. "
+        "Serves the static site and the relay on Hypercorn's trio worker."
+    )
     cli = argparse.ArgumentParser(
         prog="python -m duorelay",
-        description="duorelay: a websocket relay for two-player browser and bot games. "
-        "Serves the static site and the relay on Hypercorn's trio worker.",
+        description=description + " Without a command: serve.",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cli.add_argument(
-        "-b",
-        "--bind",
-        action="append",
-        metavar="HOST:PORT",
-        help=f"address to listen on; repeat for several (default {DEFAULT_BIND})",
+    _serve_options(cli)
+    commands = cli.add_subparsers(dest="command", metavar="COMMAND")
+    serve_command = commands.add_parser(
+        "serve",
+        help="run the web server (the default)",
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cli.add_argument("--certfile", help="TLS certificate file (serves wss:// and https://)")
-    cli.add_argument("--keyfile", help="TLS private key file")
-    cli.add_argument(
-        "--graceful-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="seconds to wait for connections to close at shutdown (default 3)",
+    _serve_options(serve_command, argparse.SUPPRESS)
+    santorini = commands.add_parser(
+        "santorini",
+        help="run Santorini tournaments over TCP (the course's xserver)",
+        description=SANTORINI_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    cli.add_argument(
-        "--access-log",
-        metavar="FILE",
-        help="write Hypercorn's access log to FILE ('-' for standard output)",
+    santorini.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)",
     )
-    cli.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help="a Hypercorn TOML config file, applied before the options above",
+    santorini.add_argument(
+        "--no-store",
+        action="store_true",
+        help="keep no event log (default: the database of DUORELAY_DATABASE_URL)",
+    )
+    commands.add_parser(
+        "santorini-clients",
+        help="play built-in bots against a Santorini server (the course's xclients)",
+        description=CLIENTS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return cli
+
+
+SANTORINI_HELP = """\
+Run Santorini tournaments over TCP (docs/santorini.md), like the course's xserver.
+
+Reads one JSON object from standard input:
+  {"min players": N, "port": P, "waiting for": S, "repeat": 0 or 1}
+and listens on port P (0: any free port; the log line "santorini: listening on
+HOST:PORT" on standard error says which). It waits at most S seconds for each
+next registration; then, with at least N players, it runs a round-robin
+tournament and prints its Results as one JSON array line on standard output.
+With repeat 1 it then accepts new players for the next tournament, until
+SIGINT or SIGTERM. Logs go to standard error.
+
+Exit status: 0 after a tournament (or a signal); 1 when fewer than N players
+registered (no tournament: "no tournament" on standard error, nothing on
+standard output); 2 for a bad configuration or bad settings.
+
+Every game is stored in the database of DUORELAY_DATABASE_URL (default
+sqlite:///duorelay.db in the working directory) unless --no-store is given.
+Settings: DUORELAY_SANTORINI_TIME_PER_CALL, DUORELAY_SANTORINI_REGISTRATION_TIMEOUT,
+DUORELAY_SANTORINI_MAX_PLAYERS, DUORELAY_SANTORINI_MAX_VALUE (python -m duorelay --help)."""
+
+CLIENTS_HELP = """\
+Play built-in Santorini bots against a server, like the course's xclients.
+
+Reads one JSON object from standard input:
+  {"players": [[Kind, Name, Path], ...], "observers": [...], "ip": IP, "port": P}
+Kind is "good" (plays by the rules), "breaker" (makes an illegal move) or
+"infinite" (never answers); Path is ignored (every player is a built-in bot);
+observers are not part of the remote protocol and are ignored. The players
+connect and register in the order given. Prints one JSON line per player,
+[Name, Results] (Results null when it received none), once every connection
+has ended. Exit status: 0; 1 if the server cannot be reached; 2 for a bad
+configuration."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m duorelay``; returns the process exit code."""
     args = parser().parse_args(argv)
+    if args.command == "santorini":
+        return santorini(host=args.host, use_store=not args.no_store)
+    if args.command == "santorini-clients":
+        return santorini_clients()
     try:
         # The app layer sits above this one; importing it creates the app
         # from the environment, as for `hypercorn duorelay.app:app`.
@@ -188,3 +284,137 @@ def tune_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(5000, 10, 10)
+
+
+# -- Santorini (docs/santorini.md section 6) ----------------------------------------------
+
+
+def read_json_value(source: IO[bytes], limit: int = 1 << 16) -> object:
+    """The first JSON value of ``source`` (standard input), read as it arrives: a
+    configuration typed by hand needs no end of file. ``ValueError`` when there
+    is none or it is not JSON."""
+    values = wire.JsonStream(limit)
+    while True:
+        value = values.next_value()
+        if value is wire.END:
+            raise ValueError("no JSON value on standard input")
+        if value is not wire.NEED_DATA:
+            return value
+        chunk = source.read1(4096) if hasattr(source, "read1") else source.read(4096)
+        values.receive_data(chunk)
+
+
+def server_config(value: object, host: str) -> ServerConfig:
+    """The course's server configuration: ``{"min players": N, "port": P,
+    "waiting for": S, "repeat": 0 or 1}``; ``ValueError`` naming what is wrong."""
+    if not isinstance(value, dict):
+        raise ValueError("the configuration is a JSON object")
+
+    min_players = int(_number(value, "min players", 2, 10**6, integer=True))
+    port = int(_number(value, "port", 0, 65535, integer=True))
+    waiting_for = _number(value, "waiting for", 0.001, 10**9, integer=False)
+    repeat = value.get("repeat")
+    if repeat not in (0, 1) or isinstance(repeat, bool):
+        raise ValueError(f"'repeat' must be 0 or 1, not {repeat!r}")
+    return ServerConfig(min_players, waiting_for, repeat == 1, port, host)
+
+
+def _number(value: dict[str, object], key: str, low: float, high: float, integer: bool) -> float:
+    """``value[key]``, a number (an integer if ``integer``) from ``low`` to ``high``."""
+    item = value.get(key)
+    if (
+        isinstance(item, bool)
+        or not isinstance(item, int if integer else (int, float))
+        or not low <= item <= high
+    ):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{key!r} must be {kind} from {low:g} to {high:g}, not {item!r}")
+    return float(item)
+
+
+def _settings() -> Settings | None:
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"duorelay: {error}", file=sys.stderr)
+        return None
+    configure_logging(settings.log_format)
+    return settings
+
+
+def santorini(host: str, use_store: bool = True) -> int:
+    """``python -m duorelay santorini``: see its ``--help`` (exit status 0, 1 or 2)."""
+    settings = _settings()
+    if settings is None:
+        return 2
+    try:
+        config = server_config(read_json_value(sys.stdin.buffer), host)
+    except ValueError as error:
+        print(f"duorelay santorini: bad configuration: {error}", file=sys.stderr)
+        return 2
+    played = trio.run(_run_santorini, config, settings, use_store)
+    return 0 if played else 1
+
+
+async def _run_santorini(config: ServerConfig, settings: Settings, use_store: bool) -> bool:
+    store = Store(settings.database_url) if use_store else None
+    try:
+        if store is not None:
+            await store.migrate()
+
+        def print_results(results: list[wire.Result]) -> None:
+            print(json.dumps(wire.results_message(results)), flush=True)
+
+        server = SantoriniServer(
+            config, settings, Stats(), Recorder(store), on_results=print_results
+        )
+        played = True
+        async with trio.open_nursery() as nursery:
+
+            async def serve() -> None:
+                nonlocal played
+                played = await server.run()
+                nursery.cancel_scope.cancel()
+
+            async def on_signal() -> None:
+                with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for signum in signals:
+                        log.info("%s: stopping", signal.Signals(signum).name)
+                        nursery.cancel_scope.cancel()
+
+            nursery.start_soon(serve)
+            nursery.start_soon(on_signal)
+        if not played:
+            print(
+                f"duorelay santorini: no tournament: fewer than {config.min_players} players",
+                file=sys.stderr,
+            )
+        return played
+    finally:
+        if store is not None:
+            store.close()
+
+
+def santorini_clients() -> int:
+    """``python -m duorelay santorini-clients``: see its ``--help``."""
+    if _settings() is None:
+        return 2
+    try:
+        config = ClientsConfig.parse(read_json_value(sys.stdin.buffer))
+    except ValueError as error:
+        print(f"duorelay santorini-clients: bad configuration: {error}", file=sys.stderr)
+        return 2
+    if config.observers:
+        print(
+            "duorelay santorini-clients: observers are not part of the remote protocol; ignored",
+            file=sys.stderr,
+        )
+    try:
+        bots = trio.run(run_clients, config)
+    except OSError as error:
+        print(f"duorelay santorini-clients: {error}", file=sys.stderr)
+        return 1
+    for bot in bots:
+        results = None if bot.results is None else wire.results_message(bot.results)
+        print(json.dumps([bot.name, results]), flush=True)
+    return 0

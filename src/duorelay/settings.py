@@ -109,6 +109,48 @@ class Settings(BaseSettings):
         description="Seconds a seat held by a process that died stays taken "
         "(the lease, renewed every third of it).",
     )
+    database_url: str = Field(
+        default="sqlite:///duorelay.db",
+        description="SQLAlchemy URL of the database (the event log of refereed games): "
+        "sqlite:///FILE (relative to the working directory) or postgresql+psycopg://...",
+    )
+    santorini_port: Annotated[int, Field(ge=0, le=65535)] | None = Field(
+        default=None,
+        description="TCP port of the Santorini tournament server run beside the web "
+        "server (repeat mode; docs/santorini.md); unset: off.",
+    )
+    santorini_host: str = Field(
+        default="127.0.0.1",
+        description="Address the Santorini server listens on (0.0.0.0: every interface).",
+    )
+    santorini_min_players: Annotated[int, Field(ge=2)] = Field(
+        default=2,
+        description="Players a Santorini tournament beside the web server needs to start.",
+    )
+    santorini_waiting_for: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="Seconds the Santorini server waits for each next registration "
+        "before it starts a tournament (beside the web server).",
+    )
+    santorini_time_per_call: Annotated[float, Field(gt=0)] = Field(
+        default=1.2,
+        description="Seconds a Santorini player has for each call (reply to a placement "
+        "or a turn; room in its outbox for a message); slower misbehaves.",
+    )
+    santorini_registration_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="Seconds a new Santorini connection has to send its name (else closed).",
+    )
+    santorini_max_players: Annotated[int, Field(ge=2)] = Field(
+        default=64,
+        description="Most players in one Santorini tournament; registrations beyond it "
+        "wait for the next one (repeat mode) while the lobby holds them, else are closed.",
+    )
+    santorini_max_value: Annotated[int, Field(ge=64)] = Field(
+        default=8192,
+        description="Largest JSON value a Santorini client may send, in bytes; "
+        "a larger one closes it as misbehaving.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: one readable line per event; json: one JSON object."
     )

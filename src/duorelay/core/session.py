@@ -48,7 +48,11 @@ Endings: a connection ends in exactly one of these ways, each turned into one
   ``finally`` blocks release everything synchronously; nothing is sent.
 
 The websocket under a session is a :class:`~duorelay.transport.asgi.WebSocket`
-(:mod:`duorelay.transport`); the mailboxes are in :mod:`duorelay.core.mailboxes`.
+(:mod:`duorelay.transport`), or any other :class:`~duorelay.transport.Transport`:
+a TCP stream of JSON values (:class:`~duorelay.transport.tcp.TcpTransport`,
+the Santorini server) is served by the same tasks, outbox and endings; there
+a frame is one JSON value's text and a "close frame" the end of the stream.
+The mailboxes are in :mod:`duorelay.core.mailboxes`.
 """
 
 from __future__ import annotations
@@ -66,8 +70,7 @@ from duorelay.core.mailboxes import FrameSink, Inbox, Outbox
 from duorelay.observability import Stats
 from duorelay.protocols import CloseCode, ProtocolError, clip_reason, too_big
 from duorelay.settings import Settings
-from duorelay.transport import Disconnected, Frame
-from duorelay.transport.asgi import WebSocket
+from duorelay.transport import Disconnected, Frame, Transport
 
 log = logging.getLogger("duorelay")
 
@@ -138,7 +141,7 @@ class Session:
     remote = False
     """A session is a connection of this process (a :class:`Peer` that is not remote)."""
 
-    def __init__(self, websocket: WebSocket, settings: Settings, stats: Stats) -> None:
+    def __init__(self, websocket: Transport, settings: Settings, stats: Stats) -> None:
         self.id = next(_connection_ids)
         self.websocket = websocket
         self.settings = settings
@@ -246,7 +249,7 @@ class Session:
         Returns when the connection is over: every task of it has ended, its
         outbox is closed, and (unless the client was already gone) a close
         frame was sent and the client's side of the close awaited (see
-        :meth:`WebSocket.drain`). Raises nothing of its own; cancelled from
+        :meth:`Transport.drain`). Raises nothing of its own; cancelled from
         outside, it raises ``trio.Cancelled`` (possibly in a
         ``BaseExceptionGroup``) after its ``finally`` blocks ran.
         """

@@ -1,6 +1,6 @@
 """Sans-IO rules of the server-authoritative games: no trio, no I/O, no clocks.
 
-One module per game (ARCHITECTURE.md, section Layout): :mod:`.tictactoe`
+One module per game (docs/architecture.md, "Layers"): :mod:`.tictactoe`
 (k in a row on a w x h board, docs/xogame.md), :mod:`.uttt` (ultimate tic-tac-toe,
 docs/uttt.md) and :mod:`.santorini` (docs/santorini.md). Every module keeps the same
 contract, so the referee can drive any of them the same way:
@@ -19,7 +19,7 @@ contract, so the referee can drive any of them the same way:
 - ``outcome(state) -> Outcome | None`` is ``None`` while the game goes on, else
   the winner (``None`` for a draw) and how the game ended.
 - ``replay(..., moves) -> State`` rebuilds a state from the game's set-up and
-  its moves (the event log is the truth: ARCHITECTURE.md, section One match);
+  its moves (the event log is the truth: docs/architecture.md, "One match");
   it raises :class:`IllegalMove` ("move N: reason") at the first move the rules
   refuse. A state replayed from a game's moves equals the live one.
 

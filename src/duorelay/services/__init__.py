@@ -1,0 +1,7 @@
+"""Front-ends that bind a wire protocol to the referee and the store.
+
+- :mod:`~duorelay.services.santorini`: the Santorini tournament server over TCP
+  (docs/santorini.md);
+- :mod:`~duorelay.services.santorini_clients`: built-in Santorini players
+  (bots) and the course's client harness.
+"""
