@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         description="Seconds a seat held by a process that died stays taken "
         "(the lease, renewed every third of it).",
     )
+    backplane_wait: Annotated[float, Field(ge=0)] = Field(
+        default=5.0,
+        description="Seconds a join waits for the backplane (Redis) while it connects "
+        "or reconnects, before it is refused with 1013.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: one readable line per event; json: one JSON object."
     )
