@@ -19,6 +19,7 @@ import duorelay.cluster.redis
 import duorelay.relay.kamon
 from conftest import DUORELAY, LogWatch, Server, StartServer, closed_with, http_get, server_process
 from duorelay.cluster.publisher import MAX_CONTROL, Publisher
+from duorelay.cluster.redis import RedisBackplane
 from duorelay.core.backplane import BackplaneUnavailable
 from duorelay.observability import Stats
 from duorelay.protocols.cluster import Frame, encode
@@ -232,3 +233,33 @@ async def test_failing_callback_is_counted(
             )
     # The backplane went on: a callback's bug is not the backplane's.
     assert (await health(server))["status"] == "ok"
+
+
+async def test_frame_for_a_seat_that_just_left_is_counted(
+    redis: RedisServer,
+    start_server: StartServer,
+    server_log: LogWatch,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A seat that leaves stops listening here at once, and is unsubscribed in
+    # Redis a moment later. A frame published in between still reaches this
+    # process, finds no listener, and is dropped: it must be counted
+    # (absent_peer, rule 5), or a sender's frames go missing from the metrics.
+    server: Server = await start_server(redis_url=redis.url)
+    await connected(server)
+
+    async def keep_subscriptions(self: RedisBackplane) -> None:
+        """Hold that moment open: no UNSUBSCRIBE is sent."""
+
+    monkeypatch.setattr(RedisBackplane, "_release_and_unlisten", keep_subscriptions)
+    async with server.join("gone", 1):
+        await server_log.wait_for("joined", room="gone")
+    await server_log.wait_for("closed", room="gone")
+    message = b"000000000000" + b"".join(encode(Frame(b"for nobody")))
+    async with redis.client() as client:
+        assert await client.publish("duorelay:seat:default:1:gone", message) == 1
+
+    async def counted() -> bool:
+        return await metric(server, 'duorelay_frames_dropped_total{reason="absent_peer"}') == 1
+
+    await eventually(counted)

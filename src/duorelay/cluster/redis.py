@@ -153,11 +153,11 @@ class RedisBackplane(Backplane):
         """Seconds since the current (or last) connection was made."""
         return trio.current_time() - self._connected_at
 
-    def describe(self) -> dict[str, str | bool | int]:
+    def describe(self) -> dict[str, str | bool]:
         """For ``/healthz``: ``{"kind": "redis", "available", "error"?,
         "internal_error"?}``: ``error`` while Redis is unavailable, why;
         ``internal_error`` while :attr:`fault` is set, the bug."""
-        info: dict[str, str | bool | int] = {"kind": "redis", "available": self.available}
+        info: dict[str, str | bool] = {"kind": "redis", "available": self.available}
         if not self.available:
             info["error"] = self.failure
         if fault := self.fault:
@@ -443,14 +443,19 @@ class RedisBackplane(Backplane):
                     listener.live = True
                 continue
             data = message["data"]
-            if message["type"] != "message" or listener is None or not listener.live:
-                continue  # for an earlier listener of the address, or none
-            if not isinstance(data, bytes) or len(data) <= size:
+            if message["type"] != "message" or not isinstance(data, bytes) or len(data) <= size:
                 continue
             try:
                 decoded = decode(data[size : size + 1], data[size + 1 :])
             except BadClusterMessage as error:
                 log.warning("backplane: dropped a bad message on %r: %s", channel, error)
+                continue
+            if listener is None or not listener.live:
+                # For an address unlistened here whose UNSUBSCRIBE is still on its
+                # way, or for an earlier listener of it: its sender saw a
+                # receiver, so the drop is counted here (rule 5).
+                if is_frame(decoded):
+                    self.stats.frames_dropped["absent_peer"] += 1
                 continue
             run_callback(self.stats, listener.deliver, data[:size] == node, decoded)
 

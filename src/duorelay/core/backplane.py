@@ -85,7 +85,7 @@ class Backplane:
         then says ``"status": "degraded"``. Empty when there is none (always in-process)."""
         return ""
 
-    def describe(self) -> dict[str, str | bool | int]:
+    def describe(self) -> dict[str, str | bool]:
         """For ``/healthz``: ``{"kind", "available"}``."""
         return {"kind": "in-process", "available": True}
 
