@@ -110,10 +110,22 @@ class DuoRelay(QuartTrio):
     async def _healthz(self) -> dict[str, Any]:
         """``GET /healthz``: 200 with ``{"status", "rooms", "connections", "uptime",
         "backplane"}`` (uptime in seconds; backplane ``{"kind": "in-process" |
-        "redis", "available": bool, "error"?: str}``). Redis out of reach leaves
-        the status ``ok``: rooms held here keep working; new joins get 1013."""
+        "redis", "available": bool, "error"?: str, "internal_error"?: str}``).
+
+        ``status`` is ``shutting down`` after a signal, ``degraded`` while a bug
+        in the backplane's own tasks keeps dropping its connection
+        (``internal_error`` says which; :attr:`Backplane.fault`), else ``ok``.
+        Redis out of reach leaves the status ``ok``: rooms held here keep
+        working; new joins wait for it, then get 1013. Always 200: a bug found
+        on one process is in every process's code, and a load balancer taking
+        them all out would end the rooms that still work."""
+        status = "ok"
+        if self.shutting_down:
+            status = "shutting down"
+        elif self.backplane.fault:
+            status = "degraded"
         return {
-            "status": "shutting down" if self.shutting_down else "ok",
+            "status": status,
             "backplane": self.backplane.describe(),
             "rooms": len(self.rooms),
             "connections": len(self.sessions),

@@ -59,7 +59,11 @@ class Stats:
     ``frames_dropped`` counts by reason: ``absent_peer`` (nobody held the other
     seat, docs/protocols.md section 1 rule 5) and ``peer_left`` (the receiver left
     while the frame waited for room in its outbox). ``closes`` counts the close
-    codes the server sent.
+    codes the server sent. ``backplane_errors`` counts bugs caught in the
+    backplane: ``task`` (one of its tasks failed; the connection to Redis was
+    dropped and made again) and ``callback`` (a handler's callback failed).
+    ``backplane_waiting`` is a gauge kept by the backplane: joins waiting for
+    it to connect now.
     """
 
     connections: int = 0
@@ -67,6 +71,8 @@ class Stats:
     bytes_relayed: int = 0
     frames_dropped: Counter[str] = field(default_factory=Counter)
     closes: Counter[int] = field(default_factory=Counter)
+    backplane_errors: Counter[str] = field(default_factory=Counter)
+    backplane_waiting: int = 0
 
 
 class StatsCollector(Collector):
@@ -100,6 +106,20 @@ class StatsCollector(Collector):
             "1 while the backplane (Redis) is reachable, else 0; 1 in-process.",
             value=int(self._backplane_available()),
         )
+        yield GaugeMetricFamily(
+            "duorelay_backplane_waiting",
+            "Joins waiting for the backplane (Redis) to connect.",
+            value=stats.backplane_waiting,
+        )
+        errors = CounterMetricFamily(
+            "duorelay_backplane_errors",
+            "Bugs caught in the backplane, by kind: task (the Redis connection was "
+            "dropped and made again) or callback (a handler's callback failed).",
+            labels=["kind"],
+        )
+        for kind in ("task", "callback"):
+            errors.add_metric([kind], stats.backplane_errors[kind])
+        yield errors
         yield CounterMetricFamily(
             "duorelay_connections_accepted",
             "Websocket connections accepted.",

@@ -151,6 +151,11 @@ class Settings(BaseSettings):
         description="Largest JSON value a Santorini client may send, in bytes; "
         "a larger one closes it as misbehaving.",
     )
+    backplane_wait: Annotated[float, Field(ge=0)] = Field(
+        default=5.0,
+        description="Seconds a join waits for the backplane (Redis) while it connects "
+        "or reconnects, before it is refused with 1013.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: one readable line per event; json: one JSON object."
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -75,6 +76,17 @@ class RedisServer:
             self._process.kill()
             await self._process.wait()
             self._process = None
+
+    def pause(self) -> None:
+        """Freeze Redis (SIGSTOP): connections are still accepted by the kernel,
+        but nothing is answered until :meth:`resume`."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused Redis run again (SIGCONT)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     @asynccontextmanager
     async def client(self) -> AsyncIterator[coredis.Redis[bytes]]:

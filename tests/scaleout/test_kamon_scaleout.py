@@ -312,7 +312,9 @@ async def dropped(
 
 async def test_redis_down_at_start_then_up(redis: RedisServer) -> None:
     await redis.stop()
-    async with server_process(*DUORELAY, DUORELAY_REDIS_URL=redis.url) as (proc, server):
+    # Joins wait for the backplane 0.2 s here (DUORELAY_BACKPLANE_WAIT), then get 1013.
+    env = {"DUORELAY_BACKPLANE_WAIT": "0.2"}
+    async with server_process(*DUORELAY, DUORELAY_REDIS_URL=redis.url, **env) as (proc, server):
         # The server starts without Redis, says so, and refuses joins with 1013.
         await proc.read_until(re.compile(rb"backplane unavailable: "))
         backplane = (await health(server))["backplane"]

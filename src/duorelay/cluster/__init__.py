@@ -16,13 +16,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from duorelay.observability import Stats
+
 log = logging.getLogger("duorelay")
 
 
-def run_callback(callback: Callable[..., None], *args: object) -> None:
+def run_callback(stats: Stats, callback: Callable[..., None], *args: object) -> None:
     """Run a handler's callback for a backplane task: a failure is a bug in
-    that callback, logged, and must not end the backplane (nor the server)."""
+    that callback, logged with its traceback and counted
+    (``duorelay_backplane_errors_total{kind="callback"}``), and must not end
+    the backplane (nor the server)."""
     try:
         callback(*args)
     except Exception:  # a bug in the callback: logged; trio.Cancelled is not an Exception
+        stats.backplane_errors["callback"] += 1
         log.exception("backplane callback %r failed", callback)

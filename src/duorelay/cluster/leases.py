@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import coredis
 
 from duorelay.cluster import run_callback
+from duorelay.observability import Stats
 
 # One key: take it if it is free or held by this process (an earlier holder
 # whose release is still queued), else refuse. ARGV: token, node prefix, lease ms.
@@ -68,10 +69,12 @@ class Leases:
     ``node`` is this process's id (bytes), the start of each token; ``lease``
     the lease time in seconds. :meth:`acquire` and :meth:`release` are for
     handlers; :meth:`flush` and :meth:`renew` for the backplane's maintenance
-    task. ``wake`` is called when a release is queued.
+    task. ``wake`` is called when a release is queued; ``stats`` counts
+    ``on_lost`` callbacks that fail.
     """
 
-    def __init__(self, node: bytes, lease: float, wake: Callable[[], None]) -> None:
+    def __init__(self, node: bytes, lease: float, wake: Callable[[], None], stats: Stats) -> None:
+        self._stats = stats
         self._node = node
         self._lease_ms = max(1, round(lease * 1000))
         self._tokens = (node + b":%d" % n for n in range(1, 1 << 62))
@@ -139,4 +142,4 @@ class Leases:
                 name, lease = chunk[int(index) - 1]
                 if self._held.get(name) is lease:
                     del self._held[name]
-                    run_callback(lease.on_lost)
+                    run_callback(self._stats, lease.on_lost)

@@ -21,12 +21,21 @@ inbox is full is closed (4430), never waited for.
 
 Failure: any Redis error or a command slower than :data:`REDIS_TIMEOUT`
 cancels the connection nursery. Until the next connection succeeds,
-:attr:`RedisBackplane.available` is False, ``acquire``, ``listen`` and ``send``
-raise :class:`~duorelay.core.backplane.BackplaneUnavailable` (the handler
-closes with 1013), every listener's ``on_lost`` is called (messages to it may
+:attr:`RedisBackplane.available` is False, a join waits for it in
+:meth:`RedisBackplane.wait_available` (``DUORELAY_BACKPLANE_WAIT`` seconds at
+most), then ``acquire``, ``listen`` and ``send`` raise
+:class:`~duorelay.core.backplane.BackplaneUnavailable` (the handler closes
+with 1013), every listener's ``on_lost`` is called (messages to it may
 have been lost), and the senders of queued messages are closed with 1013. Once
 connected again, the process resubscribes its addresses and renews its leases
 (re-creating the keys a restarted Redis lost).
+
+A bug in one of the tasks (an exception that is not a Redis error) is handled
+the same way, after its traceback is logged; it is also counted
+(``duorelay_backplane_errors_total{kind="task"}``), the reconnect backs off as
+for an unreachable Redis, and :attr:`RedisBackplane.fault` names it, so
+``/healthz`` says ``"degraded"``, until a connection has served
+:data:`HEALTHY_AFTER` seconds without one.
 """
 
 from __future__ import annotations
@@ -58,6 +67,10 @@ REDIS_TIMEOUT = 2.0
 
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0)
 """Seconds between attempts to reach a lost Redis; the last one repeats."""
+
+HEALTHY_AFTER = 60.0
+"""Seconds a connection to Redis must serve without a bug in the backplane's
+tasks before the last such bug is forgotten (:attr:`RedisBackplane.fault`)."""
 
 REDIS_ERRORS = (
     coredis.exceptions.RedisError,
@@ -100,7 +113,7 @@ class RedisBackplane(Backplane):
         self.node = secrets.token_hex(6)
         self._node = self.node.encode()
         self._wake = trio.Event()
-        self._leases = Leases(self._node, lease, self._wake_maintenance)
+        self._leases = Leases(self._node, lease, self._wake_maintenance, stats)
         self._publisher = Publisher(stats, REDIS_TIMEOUT)
         self._listeners: dict[bytes, _Listener] = {}
         self._confirmations: dict[bytes, int] = {}  # SUBSCRIBE replies still to come
@@ -108,6 +121,10 @@ class RedisBackplane(Backplane):
         self._client: coredis.Redis[bytes] | None = None
         self._pubsub: coredis.patterns.pubsub.PubSub[bytes] | None = None
         self._connection: trio.CancelScope | None = None
+        self._connected = trio.Event()  # set while available; a new one when lost
+        self._connected_at = 0.0  # trio time the current connection was made
+        self._bugs = 0  # bugs in a row: connections ended by one, none healthy between
+        self._bug = ""  # the last one
         self.failure = "not connected yet"
         """Why Redis is unavailable (empty while it is available)."""
 
@@ -119,11 +136,47 @@ class RedisBackplane(Backplane):
         """Whether Redis is connected now."""
         return self._pubsub is not None
 
+    @property
+    def fault(self) -> str:
+        """The last bug in the backplane's tasks, with how many ended a connection
+        in a row (``"RuntimeError: ... (3 in a row)"``); empty if there was none,
+        or the connection since has served :data:`HEALTHY_AFTER` seconds."""
+        if not self._bugs or self._healthy():
+            return ""
+        return f"{self._bug} ({self._bugs} in a row)"
+
+    def _healthy(self) -> bool:
+        """Whether the current connection has served :data:`HEALTHY_AFTER` seconds."""
+        return self.available and self._served() >= HEALTHY_AFTER
+
+    def _served(self) -> float:
+        """Seconds since the current (or last) connection was made."""
+        return trio.current_time() - self._connected_at
+
     def describe(self) -> dict[str, str | bool]:
+        """For ``/healthz``: ``{"kind": "redis", "available", "error"?,
+        "internal_error"?}``: ``error`` while Redis is unavailable, why;
+        ``internal_error`` while :attr:`fault` is set, the bug."""
         info: dict[str, str | bool] = {"kind": "redis", "available": self.available}
         if not self.available:
             info["error"] = self.failure
+        if fault := self.fault:
+            info["internal_error"] = fault
         return info
+
+    async def wait_available(self) -> None:
+        """Return once Redis is connected: at once while it is, else when the
+        connection being made succeeds. Waits without bound (the caller's
+        cancel scope bounds it); counted in ``duorelay_backplane_waiting``
+        meanwhile."""
+        if self.available:
+            return
+        self.stats.backplane_waiting += 1
+        try:
+            while not self.available:  # a new connection may be lost again at once
+                await self._connected.wait()
+        finally:
+            self.stats.backplane_waiting -= 1
 
     def name(self, key: str) -> bytes:
         """The Redis key or channel name of ``key``: ``{prefix}:{key}``, UTF-8."""
@@ -251,14 +304,17 @@ class RedisBackplane(Backplane):
         """Keep a connection to Redis until cancelled (the app's shutdown).
 
         Reports started at once, before Redis is reached: the server serves
-        locally held rooms without Redis, and refuses joins with 1013.
+        locally held rooms without Redis; joins wait for it
+        (:meth:`wait_available`), then get 1013. Reconnects after
+        :data:`RECONNECT_DELAYS`: from the first delay again after a connection
+        that was up, unless a bug ended it (then the delays go on growing).
         """
         task_status.started()
         attempt = 0
         try:
             while True:
                 connected = await self._connect_and_serve()
-                attempt = 0 if connected else attempt + 1
+                attempt = 0 if connected and not self.fault else attempt + 1
                 await trio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
         finally:
             self._publisher.close()
@@ -266,6 +322,7 @@ class RedisBackplane(Backplane):
     async def _connect_and_serve(self) -> bool:
         """One Redis connection, from connect to failure; True if it was up."""
         connected = False
+        bug = ""
         try:
             with trio.CancelScope() as self._connection:
                 client: coredis.Redis[bytes] = coredis.Redis.from_url(
@@ -291,24 +348,45 @@ class RedisBackplane(Backplane):
                         self._pubsub = pubsub
                         connected = True
                         self.failure = ""
+                        self._connected_at = trio.current_time()
+                        self._connected.set()
                         log.info("backplane connected to %s node=%s", self.url, self.node)
                         for listener in list(self._listeners.values()):
                             if listener.on_back is not None:
-                                run_callback(listener.on_back)
+                                run_callback(self.stats, listener.on_back)
                         async with trio.open_nursery() as nursery:
                             nursery.start_soon(self._drain, pubsub)
                             nursery.start_soon(self._publisher.run, client)
                             nursery.start_soon(self._maintain)
         except* REDIS_ERRORS as group:
             self._lose(_describe(group))
-        except* Exception as group:  # a bug: logged; run() reconnects after a pause
+        except* Exception as group:  # a bug: logged, counted; run() reconnects after a pause
             log.error("backplane failed", exc_info=group)
-            self._lose(f"internal error: {_describe(group)}")
+            bug = _describe(group)
+            self._lose(f"internal error: {bug}")
         finally:
             self._client = self._pubsub = self._connection = None
+            if self._connected.is_set():  # cancelled: _lose() did not run
+                self._connected = trio.Event()
+            self._count_bugs(bug, served=self._served() if connected else 0.0)
         if not self.failure:
             self._lose("connection closed")
         return connected
+
+    def _count_bugs(self, bug: str, served: float) -> None:
+        """A connection that ``served`` seconds ended, by ``bug`` if not empty.
+
+        A bug is one more in a row, or the first of a new row if the connection
+        had served :data:`HEALTHY_AFTER` seconds; a connection that served that
+        long and ended otherwise (Redis lost, shutdown) ends the row.
+        """
+        if bug:
+            self._bugs = 1 if served >= HEALTHY_AFTER else self._bugs + 1
+            self._bug = bug
+            self.stats.backplane_errors["task"] += 1
+        elif served >= HEALTHY_AFTER:
+            self._bugs = 0
+            self._bug = ""
 
     def _fail(self, reason: str) -> None:
         """Redis misbehaved: drop this connection (``run`` reconnects)."""
@@ -319,11 +397,13 @@ class RedisBackplane(Backplane):
     def _lose(self, reason: str) -> None:
         """Redis is lost: refuse new work, tell every listener, fail queued senders."""
         self._pubsub = None
+        if self._connected.is_set():
+            self._connected = trio.Event()
         if reason != self.failure:
             log.warning("backplane unavailable: %s", reason)
             self.failure = reason
         for listener in list(self._listeners.values()):
-            run_callback(listener.on_lost)
+            run_callback(self.stats, listener.on_lost)
         self._publisher.fail_queued()  # waiting senders now get BackplaneUnavailable
 
     async def _command(self, command: Callable[[coredis.Redis[bytes]], Awaitable[T]]) -> T:
@@ -363,16 +443,21 @@ class RedisBackplane(Backplane):
                     listener.live = True
                 continue
             data = message["data"]
-            if message["type"] != "message" or listener is None or not listener.live:
-                continue  # for an earlier listener of the address, or none
-            if not isinstance(data, bytes) or len(data) <= size:
+            if message["type"] != "message" or not isinstance(data, bytes) or len(data) <= size:
                 continue
             try:
                 decoded = decode(data[size : size + 1], data[size + 1 :])
             except BadClusterMessage as error:
                 log.warning("backplane: dropped a bad message on %r: %s", channel, error)
                 continue
-            run_callback(listener.deliver, data[:size] == node, decoded)
+            if listener is None or not listener.live:
+                # For an address unlistened here whose UNSUBSCRIBE is still on its
+                # way, or for an earlier listener of it: its sender saw a
+                # receiver, so the drop is counted here (rule 5).
+                if is_frame(decoded):
+                    self.stats.frames_dropped["absent_peer"] += 1
+                continue
+            run_callback(self.stats, listener.deliver, data[:size] == node, decoded)
 
     async def _maintain(self) -> None:
         """Release keys and unsubscribe as soon as asked; renew leases every lease/3 s."""

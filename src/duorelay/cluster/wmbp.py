@@ -75,7 +75,8 @@ async def host(session: Session, rooms: Registry[Peer], backplane: Backplane) ->
     processes: the host receives through an inbox and the code is a cluster
     lease (:class:`HostListener`)."""
     room: HostRoom[Peer] = HostRoom(HostThroughInbox(session))
-    await wmbp.host(session, rooms, room, HostListener(room, backplane))
+    listener = HostListener(room, backplane, session.settings.backplane_wait)
+    await wmbp.host(session, rooms, room, listener)
 
 
 async def client(session: Session, rooms: Registry[Peer], code: str, backplane: Backplane) -> None:
@@ -134,10 +135,12 @@ def send_control(
     message: ClusterMessage,
     on_absent: Callable[[], None] | None = None,
 ) -> None:
-    """Send a control message (never refused for a full queue). If Redis is
-    lost it is not sent: a close is sent again when the client is next heard
-    from or Redis is back; a lost join answer times out (1013 on the client's
-    process); a lost leave is found when the host next sends to the address."""
+    """Send a control message, or drop it if the backplane refuses it: Redis is
+    out of reach, or :data:`~duorelay.cluster.publisher.MAX_CONTROL` control
+    messages already wait. A dropped close is sent again when the client is
+    next heard from or Redis is back; a dropped join answer times out (1013 on
+    the client's process); a dropped leave is found when the host next sends
+    to the address."""
     with suppress(BackplaneUnavailable):
         backplane.send_nowait(address, message, on_absent=on_absent)
 
@@ -177,12 +180,14 @@ class HostListener:
     :meth:`register` makes the room's code unique cluster-wide (a lease
     holding the room name) and listens on the room's address, where
     :meth:`deliver` applies what clients on other processes send: joins,
-    frames, leaving.
+    frames, leaving. ``wait``: seconds :meth:`register` waits for the
+    backplane while it connects.
     """
 
-    def __init__(self, room: HostRoom[Peer], backplane: Backplane) -> None:
+    def __init__(self, room: HostRoom[Peer], backplane: Backplane, wait: float) -> None:
         self.room = room
         self.backplane = backplane
+        self.wait = wait
         self.key = ""
         self._players: dict[str, int] = {}  # remote clients' addresses -> player ids
         # Remote clients the room closed, until their leave arrives: their close
@@ -192,9 +197,12 @@ class HostListener:
     async def register(self, rooms: Registry[Peer], max_rooms: int, name: str) -> str:
         """Register the room here and in the cluster; returns its code.
 
-        Raises :class:`~duorelay.relay.rooms.NoFreeCode` or
+        Waits for the backplane first while it connects (``wait`` seconds at
+        most). Raises :class:`~duorelay.relay.rooms.NoFreeCode` or
         :class:`~duorelay.core.backplane.BackplaneUnavailable`.
         """
+        with trio.move_on_after(self.wait):
+            await self.backplane.wait_available()  # then acquire() raises if still unavailable
         for _ in range(CODE_DRAWS):
             code = rooms.register(self.room, max_rooms)
             key = room_key(code)
@@ -294,7 +302,9 @@ async def remote_client(session: Session, code: str, backplane: Backplane) -> No
     """Serve a WMBP client whose room's host is on another process.
 
     Closes with 4404 if no process listens for room ``code``, 4423 if the room
-    is locked, 1013 if the backplane is out of reach or the host's process
+    is locked, 1013 if the backplane is still out of reach ``backplane_wait``
+    seconds after the join (the join waits while it connects), if the join
+    cannot be queued (too many control messages wait), or if the host's process
     does not answer the join within :data:`JOIN_TIMEOUT` seconds, 4410 if the
     host's process stops listening later. Frames go to the host as
     ``from``/``from_str``; its ``leave`` is sent when the socket is gone.
@@ -334,6 +344,8 @@ async def remote_client(session: Session, code: str, backplane: Backplane) -> No
         session.close(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
 
     try:
+        with trio.move_on_after(session.settings.backplane_wait):
+            await backplane.wait_available()  # then listen() raises if still unavailable
         await backplane.listen(address, deliver, lost)
         try:
             backplane.send_nowait(host_address, Join(address), session, host_gone)

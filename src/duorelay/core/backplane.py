@@ -18,6 +18,12 @@ Two primitives are all a protocol handler needs:
   ``send`` / ``send_nowait(address, message, sender, on_absent)``, once the
   subscription is confirmed.
 
+A join first calls ``await wait_available()`` under
+``trio.move_on_after(DUORELAY_BACKPLANE_WAIT)``: while the backplane is
+connecting (just after start) or reconnecting, the join waits for it that long
+at most; if it is still out of reach, ``listen`` or ``acquire`` then raises
+:class:`BackplaneUnavailable` and the join is refused with 1013.
+
 ``release`` and ``unlisten`` are synchronous (they only queue the work), so a
 session calls them in ``finally`` blocks even while being cancelled
 (docs/architecture.md, invariants 6 and 7).
@@ -73,9 +79,25 @@ class Backplane:
         """Whether the backplane can be used now."""
         return True
 
+    @property
+    def fault(self) -> str:
+        """A bug in the backplane's own tasks, recent and maybe recurring: ``/healthz``
+        then says ``"status": "degraded"``. Empty when there is none (always in-process)."""
+        return ""
+
     def describe(self) -> dict[str, str | bool]:
         """For ``/healthz``: ``{"kind", "available"}``."""
         return {"kind": "in-process", "available": True}
+
+    async def wait_available(self) -> None:
+        """Return once the backplane is available; in-process, at once.
+
+        For a join arriving while the backplane connects or reconnects. It
+        waits without bound: the caller bounds it with a cancel scope
+        (``trio.move_on_after(settings.backplane_wait)``), then finds it still
+        unavailable in ``listen`` or ``acquire``. Cancelling it leaves nothing
+        behind.
+        """
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Nothing to run in-process."""
@@ -111,7 +133,12 @@ class Backplane:
         sender: Sender | None = None,
         on_absent: Callable[[], None] | None = None,
     ) -> None:
-        """Queue ``message`` for ``address``; in-process there is nobody to send to."""
+        """Queue ``message`` for ``address``; in-process there is nobody to send to.
+
+        A shared backplane raises :class:`BackplaneUnavailable` when it is out
+        of reach or when its bound of queued control messages is reached, and
+        ``trio.WouldBlock`` for a frame while its queue of frames is full.
+        """
         raise RuntimeError("the in-process backplane has nobody to send to")
 
     async def send(

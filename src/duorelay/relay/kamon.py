@@ -48,7 +48,8 @@ async def relay(
     no frame arrives within ``join_timeout`` seconds; 4400 if the first frame is
     not a join (rule 2); 4409 if the seat is held (rule 3, the holder is not
     disturbed); 1009 for a frame over ``max_message_size`` (rule 8); 1013 if
-    the backplane is shared and out of reach at the join. Raises
+    the backplane is shared and still out of reach ``backplane_wait`` seconds
+    after the join (a join waits while it connects). Raises
     :class:`~duorelay.transport.Disconnected` when the client goes away. The seat
     is released, at once and synchronously, however this ends (rule 7); with
     a shared backplane its lease and address are given up right after.
@@ -120,8 +121,12 @@ def seat_address(namespace: str, room: str, index: int) -> str:
 async def _join_cluster(
     seat: Seat[Peer], session: Session, address: str, backplane: Backplane
 ) -> None:
-    """Listen to the seat's address, then take its lease; raises 4409 or
+    """Wait for the backplane (``backplane_wait`` seconds at most), listen to the
+    seat's address, then take its lease; raises 4409 or
     :class:`~duorelay.core.backplane.BackplaneUnavailable`.
+
+    While it waits, the seat is claimed here but not joined: another join of
+    it on this process gets 4409 at once.
 
     Frames reach the client from the moment the seat is joined (after the
     lease is granted; the "joined" log line), as in one process (rule 7);
@@ -157,6 +162,8 @@ async def _join_cluster(
     def lease_lost() -> None:
         session.close(CloseCode.CONFLICT, "seat taken over while the backplane was out of reach")
 
+    with trio.move_on_after(session.settings.backplane_wait):
+        await backplane.wait_available()  # then listen() raises if it is still out of reach
     await backplane.listen(address, deliver, backplane_lost)
     if not await backplane.acquire(address, lease_lost):
         raise ProtocolError(CloseCode.CONFLICT, SEAT_TAKEN.format(seat.index))

@@ -95,7 +95,8 @@ async def host(
     Sends ``state`` at once; then handles the host's messages (rules 1, 2, 5,
     8). Bad frames get an ``error`` and the connection stays. ``stop`` closes
     the host with 1001 "The game is done."; no free code or the rooms cap:
-    4429; the backplane out of reach at ``prepare``: 1013. However the host
+    4429; the backplane still out of reach ``backplane_wait`` seconds after
+    ``prepare`` (it waits while the backplane connects): 1013. However the host
     ends, its code is freed at once and every client is closed with 4410
     after the frames already in its outbox (rule 7).
     """
