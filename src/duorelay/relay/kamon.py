@@ -138,7 +138,7 @@ async def _join_cluster(
             stats.frames_dropped["absent_peer"] += 1
             return
         try:
-            inbox.send_nowait(message.data)
+            inbox.push(message.data)
         except trio.WouldBlock:
             session.close(CloseCode.TOO_SLOW, "too slow: the inbox is full")
             stats.frames_dropped["peer_left"] += 1
