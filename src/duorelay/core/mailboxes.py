@@ -188,9 +188,19 @@ class Outbox:
             trio.lowlevel.reschedule(receiver, Value(frame))
             return
         size = frame_size(frame)
-        if state.senders or not state.fits(size):
+        # state.fits() and state.append(), inlined: this is the relay's hot path.
+        frames = state.frames
+        used = len(frames)
+        if (
+            state.senders
+            or used >= state.max_frames
+            or (used and state.bytes + size > state.max_bytes)
+        ):
             raise trio.WouldBlock
-        state.append(frame, size)
+        frames.append(frame)
+        state.bytes += size
+        if state.bytes > state.peak_bytes:
+            state.peak_bytes = state.bytes
 
     async def send(self, frame: Frame) -> None:
         """Put ``frame`` in the mailbox, waiting (first come, first served) for
