@@ -185,7 +185,8 @@ class Session:
         wait. Call it from the handler, at most once.
 
         It holds ``max(outbox_size, max_burst)`` frames (a sender within its
-        burst cannot fill it alone) and ``outbox_bytes`` bytes. A pump task of
+        burst cannot fill it alone with small frames) and ``outbox_bytes``
+        bytes. A pump task of
         this session moves the inbox's frames into the outbox, in order,
         waiting for room there. The inbox is closed when the handler ends,
         with the outbox; the pump then ends.
