@@ -154,6 +154,53 @@ async def test_flood_into_a_receiver_that_does_not_read_stays_bounded(
             assert flood.done
 
 
+async def test_outbox_is_bounded_in_bytes(start_server: StartServer) -> None:
+    """Invariant 5: what waits for a receiver that stopped reading stays within
+    OUTBOX_BYTES plus one frame, however large the frames; the sender is
+    back-pressured. (OUTBOX_SIZE alone would let 64 frames of 256 KiB wait.)"""
+    frame, outbox_bytes = 256 * 1024, 600 * 1024
+    server = await start_server(outbox_bytes=outbox_bytes, **NO_RATE_LIMIT)
+    async with server.join("bytes", 0) as sender:
+        stuck = await RawClient.open(server)
+        async with stuck.stream:
+            await stuck.send("* bytes_1")
+            await settle()
+
+            async def flood() -> None:
+                for _ in range(100):
+                    await sender.send_message(bytes(frame))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(flood)
+                await settle()  # everyone blocked: the sender is back-pressured
+                by_seat = {s.where.get("seat"): s for s in server.app.sessions}
+                reader, writer = by_seat[0], by_seat[1]
+                statistics = writer.outbox.statistics()
+                assert statistics.tasks_waiting_send == 1  # the sender's reader
+                assert 0 < statistics.current_bytes <= statistics.peak_bytes
+                assert statistics.peak_bytes <= outbox_bytes + frame + 64  # + object header
+                # In the server's hands: the outbox (2 frames fit in 600 KiB),
+                # the one the sender's reader waits with, the one being written.
+                assert reader.frames_in - 1 - writer.frames_out <= 2 + 2
+                stuck.reset()
+
+
+async def test_frame_larger_than_the_outbox_bytes_passes_alone(start_server: StartServer) -> None:
+    """A frame over OUTBOX_BYTES still goes through when nothing else waits."""
+    server = await start_server(outbox_bytes=1000, **NO_RATE_LIMIT)
+    async with server.join("big", 0) as sender, server.join("big", 1) as receiver:
+        await settle()
+        frames = [n.to_bytes(4, "big") + bytes(100_000) for n in range(20)] + ["small"]
+        async with trio.open_nursery() as nursery:
+
+            async def send_all() -> None:
+                for frame in frames:
+                    await sender.send_message(frame)
+
+            nursery.start_soon(send_all)
+            assert [await receiver.get_message() for _ in frames] == frames
+
+
 async def test_chaos_leaves_nothing_behind(start_server: StartServer) -> None:
     """Many clients at once: good pairs, resets, non-readers, garbage, oversize.
 

@@ -6,6 +6,8 @@ import json
 import logging
 
 import pytest
+import trio
+import trio.testing
 from pythonjsonlogger.json import JsonFormatter
 
 from conftest import LogWatch, Server, StartServer, closed_with, http_get, settle
@@ -32,24 +34,35 @@ def test_allowed_origins_setting_is_comma_separated() -> None:
     assert settings.allowed_origins == {"https://a.example", "http://localhost:8000"}
 
 
-async def test_rate_limit_4429_peer_undisturbed(start_server: StartServer) -> None:
-    # A refill of 0.001 frame/s: the test's own pace cannot earn a token.
-    server = await start_server(max_rate=0.001, max_burst=5)
-    async with server.join("fast", 1) as peer:
-        async with server.join("fast", 0) as flooder:  # the join is frame 1 of 5
-            await settle()
-            for n in range(5):
-                await flooder.send_message(f"f{n}")
-            assert await closed_with(flooder) == (
-                4429,
-                "too many messages: the limit is 0.001 per second",
-            )
-        assert [await peer.get_message() for _ in range(4)] == ["f0", "f1", "f2", "f3"]
-        await settle()
-        async with server.join("fast", 0) as calm:
-            await settle()
-            await peer.send_message("still here")
-            assert await calm.get_message() == "still here"
+async def test_over_the_rate_is_slowed_down_not_closed(
+    start_server: StartServer, server_log: LogWatch, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Rule 12: 5,000 frames as fast as a client can, at the default limits
+    (200/s, burst 400): its reader waits for tokens (TCP pushes back on the
+    client), and the peer gets every frame, in order; nobody is closed.
+    On the autojump clock the 23 s the limit takes pass at once."""
+    server = await start_server()
+    count = 5000
+    async with server.join("level", 1) as peer, server.join("level", 0) as uploader:
+        await server_log.wait_for("joined", room="level", count=2)
+        started = trio.current_time()
+
+        async def upload() -> None:
+            for n in range(count):
+                await uploader.send_message(f"tile {n}")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(upload)
+            received = [await peer.get_message() for _ in range(count)]
+        assert received == [f"tile {n}" for n in range(count)]
+        # The limit held: 4,600 frames past the burst, at 200 a second.
+        assert trio.current_time() - started >= (count - 400) / 200
+        await uploader.send_message("done")
+        assert await peer.get_message() == "done"
+        await peer.send_message("got it")
+        assert await uploader.get_message() == "got it"
+    await server_log.wait_for("closed", room="level", count=2)
+    assert not server_log.events("closed", code=4429)
 
 
 def test_token_bucket() -> None:
@@ -58,6 +71,16 @@ def test_token_bucket() -> None:
     assert bucket.allow(0.5)  # half a second earns one token
     assert not bucket.allow(0.5)
     assert [bucket.allow(100.0) for _ in range(4)] == [True, True, True, False]  # capped at burst
+
+
+def test_token_bucket_take_says_when() -> None:
+    bucket = TokenBucket(rate=2, burst=2, now=0.0)
+    assert [bucket.take(0.0), bucket.take(0.0)] == [0.0, 0.0]
+    assert bucket.take(0.0) == 0.5  # the next token, earned at 0.5 s
+    assert bucket.take(0.5) == 1.0  # the one after (the previous was spent at 0.5)
+    assert bucket.take(10.0) == 10.0  # refilled, up to the burst
+    assert bucket.take(10.0) == 10.0
+    assert bucket.take(10.0) == 10.5
 
 
 async def test_connection_cap_4429_others_undisturbed(start_server: StartServer) -> None:

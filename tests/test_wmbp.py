@@ -7,15 +7,25 @@ import socket
 import string
 import struct
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from typing import Any
 
 import cbor2
 import pytest
+import trio
 import wsproto.events as ws_events
-from trio_websocket import WebSocketConnection
+from trio_websocket import ConnectionClosed, WebSocketConnection
 
-from conftest import LogWatch, RawClient, Server, StartServer, closed_with, http_get, settle
+from conftest import (
+    LogWatch,
+    RawClient,
+    Server,
+    StartServer,
+    closed_with,
+    http_get,
+    settle,
+    task_names,
+)
 
 NO_RATE_LIMIT = {"max_rate": 1e9, "max_burst": 10**9}
 
@@ -342,25 +352,99 @@ async def test_slow_client_4430_while_others_keep_receiving(start_server: StartS
                 assert await host.recv() == state([2])
 
 
-async def test_host_that_stops_reading_4430_ends_the_room(
+async def test_host_that_stops_reading_4430_after_the_stall_timeout(
     start_server: StartServer, server_log: LogWatch
 ) -> None:
-    # A short TCP_USER_TIMEOUT frees the host's writer, stuck sending to it.
-    server = await start_server(outbox_size=4, tcp_user_timeout=0.5, **NO_RATE_LIMIT)
+    """Rule 9: a host whose outbox stays full while a client waits longer than
+    HOST_STALL_TIMEOUT is closed with 4430; its clients get 4410 (rule 7)."""
+    server = await start_server(outbox_size=4, host_stall_timeout=0.2, **NO_RATE_LIMIT)
     host = await RawClient.open(server, "/CREATE")
     async with host.stream:
         await host.send(cbor2.dumps({"cmd": "prepare", "max_players": 2}))
         for _ in range(3):  # state, state, prepare_reply: then it stops reading
             event = await host.next_event()
         code = cbor2.loads(event.data)["key"]  # type: ignore[attr-defined]
-        async with server.connect(f"/{code}") as flooder:
-            with pytest.raises(Exception):  # noqa: B017 - the room's end stops the flood
+        async with server.connect(f"/{code}") as flooder, server.connect(f"/{code}") as quiet:
+            with pytest.raises(ConnectionClosed):  # the room's end stops the flood
                 for _ in range(1000):
                     await flooder.send_message(bytes(65536))
             assert await closed_with(flooder) == (4410, "the host closed the room")
+            assert await closed_with(quiet) == (4410, "the host closed the room")
+        host.reset()  # frees the host's writer, stuck sending to it
         closed = await server_log.wait_for("closed", wmbp="host")
-        assert (closed.code, closed.reason) == (4430, "too slow: the outbox is full")
-        host.reset()
+        assert (closed.code, closed.reason) == (4430, "too slow: the outbox stayed full for 0.2 s")
+
+
+async def test_client_sending_fast_is_back_pressured_not_closed(server: Server) -> None:
+    """Rule 9: 100 frames of 10 bytes at once from one client (inside its
+    burst, in one TCP write) reach a host that reads as fast as it can, all in
+    order; nobody is closed, and the other client is not disturbed."""
+    count = 100
+    frames = [n.to_bytes(2, "big") + bytes(8) for n in range(count)]
+    async with hosting(server) as host:
+        code = await host.prepare()
+        fast = await RawClient.open(server, f"/{code}")
+        assert await host.recv() == {"cmd": "player_joined", "player": 1}
+        assert await host.recv() == state([1])
+        async with fast.stream, player(server, host, code, 2) as other:
+            burst = b"".join(fast.ws.send(ws_events.BytesMessage(frame)) for frame in frames)
+            await fast.stream.send_all(burst)
+            await other.send_message("me too")
+            got = [await host.recv() for _ in range(count + 1)]
+            assert [m for m in got if m["from"] == 1] == [
+                {"cmd": "from", "from": 1, "data": list(frame)} for frame in frames
+            ]
+            assert {"cmd": "from_str", "from": 2, "data": "me too"} in got
+            await host.send({"cmd": "to_str", "to": [], "data": "still here"})
+            assert await other.get_message() == "still here"
+            event = await fast.next_event()
+            assert isinstance(event, ws_events.TextMessage) and event.data == "still here"
+            await other.send_message("and again")
+            assert await host.recv() == {"cmd": "from_str", "from": 2, "data": "and again"}
+
+
+async def test_clients_waiting_on_a_full_host_are_freed_when_it_leaves(
+    start_server: StartServer, server_log: LogWatch
+) -> None:
+    """Clients wait their turn on a host that stopped reading (the host is the
+    bottleneck); when it leaves, every waiting client is woken at once and
+    closed with 4410, and nothing is left behind."""
+    outbox_size = 4
+    server = await start_server(outbox_size=outbox_size, host_stall_timeout=3600, **NO_RATE_LIMIT)
+    host = await RawClient.open(server, "/CREATE")
+    async with host.stream:
+        await host.send(cbor2.dumps({"cmd": "prepare", "max_players": 2}))
+        for _ in range(3):  # state, state, prepare_reply: then it stops reading
+            event = await host.next_event()
+        code = cbor2.loads(event.data)["key"]  # type: ignore[attr-defined]
+        async with (
+            server.connect(f"/{code}") as one,
+            server.connect(f"/{code}") as two,
+            trio.open_nursery() as nursery,
+        ):
+
+            async def flood(ws: WebSocketConnection) -> None:
+                with suppress(ConnectionClosed):
+                    for _ in range(1000):
+                        await ws.send_message(bytes(65536))
+
+            nursery.start_soon(flood, one)
+            nursery.start_soon(flood, two)
+            await settle()  # everyone blocked: both clients wait for the host
+            (host_session,) = [s for s in server.app.sessions if s.where.get("wmbp") == "host"]
+            statistics = host_session.outbox.statistics()
+            assert statistics.current_buffer_used == outbox_size
+            assert statistics.tasks_waiting_send == 2
+            host.reset()
+            assert await closed_with(one) == (4410, "the host closed the room")
+            assert await closed_with(two) == (4410, "the host closed the room")
+    closed = await server_log.wait_for("closed", wmbp="host")
+    assert (closed.code, closed.reason) == (None, "client went away")
+    await server_log.wait_for("closed", room=code, count=2)
+    await settle()
+    assert len(server.app.rooms) == 0
+    assert not server.app.sessions
+    assert not [name for name in task_names() if "duorelay" in name]
 
 
 async def test_100_clients_in_one_room(start_server: StartServer) -> None:

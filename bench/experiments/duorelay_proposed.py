@@ -6,18 +6,20 @@ earlier proposals (garbage-collector settings, ``send_nowait`` into the peer's
 outbox) are in ``src/`` since commit 9472148, so this server runs them as they are.
 
 ``receive``: ``Session.receive`` decodes the ASGI event itself instead of
-awaiting ``WebSocket.receive``: one coroutine fewer per frame. The limits are
-``Session.admit``, unchanged.
+awaiting ``WebSocket.receive``: one coroutine fewer per frame. The limits (size,
+rate) are applied as ``Session.receive`` applies them.
 """
 
 from __future__ import annotations
 
 import sys
 
+import trio
+
 import duorelay.app  # noqa: F401  (creates the app from the environment, as main() does)
 from duorelay.cli import main
 from duorelay.core import session
-from duorelay.protocols import CloseCode
+from duorelay.protocols import CloseCode, ProtocolError, too_big
 from duorelay.transport import Disconnected, Frame
 
 
@@ -31,7 +33,14 @@ async def receive(self: session.Session) -> Frame:
         frame = event.get("text")
     if frame is None:
         raise RuntimeError(f"unexpected ASGI event {event['type']!r}")
-    return self.admit(frame)
+    if too_big(frame, self.settings.max_message_size):
+        raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, "message too big")
+    self.frames_in += 1
+    now = trio.current_time()
+    ready = self._rate.take(now)
+    if ready > now:
+        await trio.sleep_until(ready)
+    return frame
 
 
 if __name__ == "__main__":

@@ -56,6 +56,16 @@ class Settings(BaseSettings):
         default=64,
         description="Frames that may wait for one receiver before its sender is back-pressured.",
     )
+    outbox_bytes: Annotated[int, Field(gt=0)] = Field(
+        default=1024 * 1024,
+        description="Bytes of frames that may wait for one receiver before its sender is "
+        "back-pressured (a larger frame still passes when nothing else waits).",
+    )
+    host_stall_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="Seconds a WMBP client may wait for room in its host's full outbox "
+        "before the host is closed as too slow (4430).",
+    )
 
     ping_interval: Annotated[float, Field(gt=0)] = Field(
         default=20.0, description="Seconds between the server's pings to each client."
@@ -77,11 +87,12 @@ class Settings(BaseSettings):
     )
     max_rate: Annotated[float, Field(gt=0)] = Field(
         default=200.0,
-        description="Frames per second one connection may send on average (else 4429).",
+        description="Frames per second one connection may send on average; faster, its "
+        "frames are read more slowly.",
     )
     max_burst: Annotated[int, Field(gt=0)] = Field(
         default=400,
-        description="Frames one connection may send at once above max_rate.",
+        description="Frames one connection may send at once above max_rate, without waiting.",
     )
     max_connections: Annotated[int, Field(gt=0)] = Field(
         default=10_000,

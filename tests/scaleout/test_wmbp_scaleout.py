@@ -12,9 +12,10 @@ import signal
 from contextlib import AsyncExitStack
 
 import trio
+import wsproto.events as ws_events
 from trio_websocket import WebSocketConnection
 
-from conftest import closed_with, http_get
+from conftest import RawClient, closed_with, http_get
 from scaleout.conftest import RedisServer, duorelays, eventually
 from test_wmbp import hosting, player, state
 
@@ -183,3 +184,35 @@ async def test_host_broadcasting_fast_to_many_remote_clients(redis: RedisServer)
             async with trio.open_nursery() as nursery:
                 for ws in players[1:]:
                     nursery.start_soon(last_burst_then_4410, ws)
+
+
+async def test_local_client_is_back_pressured_by_a_host_with_an_inbox(redis: RedisServer) -> None:
+    """With a shared backplane the host receives through an inbox (remote
+    clients cannot wait); a client on the host's own process still waits for
+    room (rule 9) instead of filling the inbox: 1,000 frames in one TCP write
+    reach the host in order, and a remote client's frames still get through."""
+    count = 1000
+    frames = [n.to_bytes(2, "big") + bytes(8) for n in range(count)]
+    small = {"DUORELAY_OUTBOX_SIZE": "4", "DUORELAY_MAX_BURST": "8"}  # an inbox of 8 frames
+    async with (
+        duorelays(redis, 2, **small) as [(_, server_a), (_, server_b)],
+        hosting(server_a) as host,
+    ):
+        code = await host.prepare()
+        near = await RawClient.open(server_a, f"/{code}")
+        assert await host.recv() == {"cmd": "player_joined", "player": 1}
+        assert await host.recv() == state([1])
+        async with near.stream, player(server_b, host, code, 2) as far:
+            burst = b"".join(near.ws.send(ws_events.BytesMessage(frame)) for frame in frames)
+            await near.stream.send_all(burst)
+            await far.send_message("far away")
+            with trio.fail_after(60):
+                got = [await host.recv() for _ in range(count + 1)]
+            assert [m for m in got if m["from"] == 1] == [
+                {"cmd": "from", "from": 1, "data": list(frame)} for frame in frames
+            ]
+            assert {"cmd": "from_str", "from": 2, "data": "far away"} in got
+            await host.send({"cmd": "to_str", "to": [], "data": "still here"})
+            assert await far.get_message() == "still here"
+            event = await near.next_event()
+            assert isinstance(event, ws_events.TextMessage) and event.data == "still here"

@@ -116,6 +116,10 @@ class RemoteClient:
         except BackplaneUnavailable:
             raise trio.ClosedResourceError from None  # the host's listener drops it
 
+    def push(self, frame: WireFrame) -> None:
+        """:meth:`send_nowait` (the room pushes only to its host)."""
+        self.send_nowait(frame)
+
     async def send(self, frame: WireFrame) -> None:
         """Publish ``frame`` to the client, waiting while the publish queue is full."""
         try:
@@ -159,8 +163,12 @@ class HostThroughInbox:
     Messages for the host arrive in bursts from the backplane, which cannot
     wait for room in the host's outbox; so every message for the host, from
     here or elsewhere (one path keeps their order), goes through the host's
-    inbox (``max_burst`` frames or ``outbox_size``, the larger), and a full
-    inbox is the 4430 of rule 9.
+    :class:`~duorelay.core.mailboxes.Inbox`. What cannot wait (remote clients'
+    frames, joins and leaves) is pushed into it (``max_burst`` frames or
+    ``outbox_size``, the larger, and ``outbox_bytes`` bytes), and a full inbox
+    is the 4430 of rule 9; clients of this process wait until it is empty
+    and then for room in the outbox (``Inbox.send``): they are back-pressured
+    and never take the remote clients' room.
     """
 
     remote = False
@@ -325,7 +333,7 @@ async def remote_client(session: Session, code: str, backplane: Backplane) -> No
                 answered.set()
             case Frame(data=data):
                 try:
-                    inbox.send_nowait(data)
+                    inbox.push(data)
                 except trio.WouldBlock:
                     session.close(CloseCode.TOO_SLOW, "too slow: the inbox is full")
                 except (trio.BrokenResourceError, trio.ClosedResourceError):

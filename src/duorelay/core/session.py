@@ -15,8 +15,9 @@ Task tree of one connection::
              ├─ _write             writer: this connection's outbox -> websocket
              └─ _pump              only with an inbox: inbox -> outbox
 
-Channels: each session owns exactly one memory channel pair, its outbox, of
-``outbox_size`` frames. The receive end belongs to the writer; the send end,
+Channels: each session owns exactly one mailbox, its outbox, of ``outbox_size``
+frames and ``outbox_bytes`` bytes (:func:`~duorelay.core.mailboxes.open_mailbox`).
+The receive end belongs to the writer; the send end,
 :attr:`Session.outbox`, is lent to the room registry so peers can address this
 connection (the registry holds sessions; peers use ``session.outbox``). The
 session closes the send end the moment its handler ends, before
@@ -27,7 +28,7 @@ gone. Both closes are synchronous, in ``finally`` blocks.
 
 A handler whose frames may come from another process (through the
 backplane, which cannot wait for room in one receiver's outbox) opens an
-*inbox* (:meth:`Session.open_inbox`): a second bounded channel, whose frames
+*inbox* (:meth:`Session.open_inbox`): a second bounded mailbox, whose frames
 the ``_pump`` task moves into the outbox in order, waiting for room there
 (frames go straight into the outbox while it has room and the inbox is
 empty). Its send end is closed with the outbox, which ends the pump.
@@ -41,6 +42,9 @@ Endings: a connection ends in exactly one of these ways, each turned into one
   :class:`~duorelay.transport.Disconnected`;
 - the client breaks the protocol or a limit: the handler raises
   :class:`~duorelay.protocols.ProtocolError`; the session sends that close code;
+- (both of these also when they come out of a nursery of the handler, in an
+  exception group: :meth:`Session._handle` splits it, as Hypercorn's
+  ``trio/task_group.py`` does, and lets ``trio.Cancelled`` go on;)
 - the server ends it (shutdown: 1001): :meth:`Session.close` cancels the
   handler's cancel scope and the session sends the close code it was given;
 - a bug: any other exception; logged with its traceback, close code 1011;
@@ -59,14 +63,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
 import trio
 
 from duorelay.core.limits import TokenBucket
-from duorelay.core.mailboxes import FrameSink, Inbox, Outbox
+from duorelay.core.mailboxes import FrameSink, Inbox, MailboxReceiver, Outbox, open_mailbox
 from duorelay.observability import Stats
 from duorelay.protocols import CloseCode, ProtocolError, clip_reason, too_big
 from duorelay.settings import Settings
@@ -157,11 +161,12 @@ class Session:
         self._at_end: list[Callable[[], None]] = []
         self._nursery: trio.Nursery | None = None
         self._inbox: Inbox | None = None
-        outbox, self._outbox_receive = trio.open_memory_channel[Frame](settings.outbox_size)
+        self._outbox_receive: MailboxReceiver
+        outbox, self._outbox_receive = open_mailbox(settings.outbox_size, settings.outbox_bytes)
         self.outbox: Outbox = outbox
-        """The send end of this connection's outbox (bounded by ``outbox_size``),
-        where other connections' handlers put frames for this client. Closed
-        when the handler ends."""
+        """The send end of this connection's outbox (bounded by ``outbox_size``
+        frames and ``outbox_bytes`` bytes), where other connections' handlers
+        put frames for this client. Closed when the handler ends."""
 
     def close(self, code: int, reason: str, *, flush: bool = False) -> None:
         """End this connection with close frame ``code`` and ``reason``.
@@ -182,15 +187,16 @@ class Session:
         """Open this connection's :class:`Inbox`, for senders that must never
         wait. Call it from the handler, at most once.
 
-        It holds ``max(outbox_size, max_burst)`` frames: a sender within its
-        rate limit cannot fill it alone. A pump task of this session moves the
-        inbox's frames into the outbox, in order, waiting for room there. The
-        inbox is closed when the handler ends, with the outbox; the pump then
-        ends.
+        It holds ``max(outbox_size, max_burst)`` frames (a sender within its
+        burst cannot fill it alone with small frames) and ``outbox_bytes``
+        bytes. A pump task of
+        this session moves the inbox's frames into the outbox, in order,
+        waiting for room there. The inbox is closed when the handler ends,
+        with the outbox; the pump then ends.
         """
         assert self._nursery is not None and self._inbox is None, "once, from the handler"
         size = max(self.settings.outbox_size, self.settings.max_burst)
-        channel, inbox_receive = trio.open_memory_channel[Frame](size)
+        channel, inbox_receive = open_mailbox(size, self.settings.outbox_bytes)
         self._inbox = Inbox(self.outbox, channel)
         self._nursery.start_soon(self._pump, self._inbox, inbox_receive, self.outbox.clone())
         return self._inbox
@@ -200,34 +206,36 @@ class Session:
 
         Callbacks run in :meth:`run`'s ``finally``, after the close frame and
         the client's answer, in the order given: "when the client's socket is
-        gone" (docs/protocols.md section 2, rule 5).
+        gone" (docs/protocols.md section 2, rule 5). Each one runs, even under
+        cancellation; one that raises is a bug: it is logged with its
+        traceback and the next one runs, and how the connection ended
+        (``trio.Cancelled`` included) goes on unchanged.
         """
         self._at_end.append(callback)
 
     async def receive(self) -> Frame:
-        """The client's next frame.
+        """The client's next frame, no sooner than the rate limit allows.
 
         Raises :class:`Disconnected` when the client is gone, and
         :class:`~duorelay.protocols.ProtocolError` with 1009 for a frame over
-        ``max_message_size`` bytes (docs/protocols.md section 1, rule 8) or 4429
-        when the client sends faster than ``max_rate`` frames per second
-        beyond a burst of ``max_burst``.
+        ``max_message_size`` bytes (docs/protocols.md section 1, rule 8).
+        A client sending faster than ``max_rate`` frames per second beyond a
+        burst of ``max_burst`` is slowed down, never closed (rule 12): this
+        waits until the frame's token is earned (``trio.sleep_until``), and
+        meanwhile Hypercorn's queue fills and it stops reading the client's
+        socket, so TCP pushes back on the client.
         """
-        return self.admit(await self.websocket.receive())
-
-    def admit(self, frame: Frame) -> Frame:
-        """Apply the per-frame limits of :meth:`receive` to ``frame``; count it."""
+        frame = await self.websocket.receive()
         if too_big(frame, self.settings.max_message_size):
             raise ProtocolError(
                 CloseCode.MESSAGE_TOO_BIG,
                 f"message too big: the limit is {self.settings.max_message_size} bytes",
             )
-        if not self._rate.allow(trio.current_time()):
-            raise ProtocolError(
-                CloseCode.TOO_MANY,
-                f"too many messages: the limit is {self.settings.max_rate:g} per second",
-            )
         self.frames_in += 1
+        now = trio.current_time()
+        ready = self._rate.take(now)
+        if ready > now:
+            await trio.sleep_until(ready)
         return frame
 
     def log(self, event: str, **fields: str | int | float | None) -> None:
@@ -276,7 +284,12 @@ class Session:
                 frames_out=self.frames_out,
             )
             for callback in self._at_end:
-                callback()
+                try:
+                    callback()
+                except Exception:  # a bug: logged; the others still run
+                    log.exception(
+                        "conn=%d at-end callback failed", self.id, extra={"conn": self.id}
+                    )
 
     async def _serve(self, handler: Handler) -> Ending:
         try:
@@ -307,20 +320,44 @@ class Session:
         return ending
 
     async def _handle(self, handler: Handler) -> Ending:
+        """Run ``handler``; how it ended, as an :class:`Ending`.
+
+        :class:`Disconnected` and :class:`~duorelay.protocols.ProtocolError`
+        are endings, bare or in an exception group (a handler's nursery wraps
+        them); anything else is a bug (1011, logged with its traceback).
+        ``trio.Cancelled`` (and ``KeyboardInterrupt``) propagate: bare, or
+        split out of a group and re-raised in a group of their own, after any
+        bug beside them was logged (Hypercorn's ``trio/task_group.py`` does
+        the same).
+        """
         try:
             await handler(self)
-        except Disconnected:
-            return GONE
-        except ProtocolError as error:
-            return Ending(error.code, error.reason)
-        except Exception:  # a bug: logged, 1011; trio.Cancelled is not an Exception
-            log.exception("conn=%d internal error", self.id, extra={"conn": self.id})
-            return Ending(CloseCode.INTERNAL_ERROR, "internal error")
+        except Exception as error:  # ExceptionGroup included: no Cancelled in it
+            return self._ending_of(error)
+        except BaseExceptionGroup as group:  # trio.Cancelled among other exceptions
+            exceptions, others = group.split(Exception)
+            if exceptions is not None:
+                self._ending_of(exceptions)  # logs a bug; the ending is cancelled
+            assert others is not None
+            raise others from None
         return Ending(CloseCode.NORMAL, "")
 
-    async def _pump(
-        self, inbox: Inbox, frames: trio.MemoryReceiveChannel[Frame], outbox: Outbox
-    ) -> None:
+    def _ending_of(self, error: Exception) -> Ending:
+        """The :class:`Ending` of a handler that raised ``error`` (maybe a group).
+
+        A ``ProtocolError`` wins over ``Disconnected`` (its close code says
+        why); any other exception is a bug: logged with the traceback, 1011.
+        """
+        leaves = list(_leaves(error))
+        if any(not isinstance(leaf, (Disconnected, ProtocolError)) for leaf in leaves):
+            log.error("conn=%d internal error", self.id, exc_info=error, extra={"conn": self.id})
+            return Ending(CloseCode.INTERNAL_ERROR, "internal error")
+        for leaf in leaves:
+            if isinstance(leaf, ProtocolError):
+                return Ending(leaf.code, leaf.reason)
+        return GONE
+
+    async def _pump(self, inbox: Inbox, frames: MailboxReceiver, outbox: Outbox) -> None:
         """The pump: move the inbox's frames into the outbox, in order.
 
         ``outbox`` is a clone of the outbox's send end, closed by the pump
@@ -336,7 +373,7 @@ class Session:
                     await outbox.send(frame)
                 except trio.BrokenResourceError:
                     return  # the writer is gone
-                inbox.waiting -= 1
+                inbox.moved()
 
     async def _write(self) -> None:
         """The writer: send this connection's outbox to its websocket, in order.
@@ -355,6 +392,15 @@ class Session:
         except Exception:  # a bug: logged, 1011; trio.Cancelled is not an Exception
             log.exception("conn=%d internal error in the writer", self.id, extra={"conn": self.id})
             self.close(CloseCode.INTERNAL_ERROR, "internal error")
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    """The exceptions in ``error``, groups flattened."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
 
 
 def _show(value: object) -> str:

@@ -20,7 +20,8 @@ nobody listening there means nobody holds it, and the frame is dropped (rule
 5). Frames between two seats of one process never go through Redis.
 Frames from another process arrive in the receiver's inbox
 (:meth:`~duorelay.core.session.Session.open_inbox`, ``max(outbox_size, max_burst)``
-frames: a sender within its rate limit cannot fill it alone). There is no back-pressure across
+frames, so a sender within its rate limit cannot fill it alone with small frames,
+and ``outbox_bytes`` bytes). There is no back-pressure across
 processes: a receiver whose inbox is full when a frame arrives is closed with
 4430 (docs/protocols.md, close code table).
 """
@@ -143,7 +144,7 @@ async def _join_cluster(
             stats.frames_dropped["absent_peer"] += 1
             return
         try:
-            inbox.send_nowait(message.data)
+            inbox.push(message.data)
         except trio.WouldBlock:
             session.close(CloseCode.TOO_SLOW, "too slow: the inbox is full")
             stats.frames_dropped["peer_left"] += 1
