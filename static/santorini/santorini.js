@@ -12,7 +12,7 @@
   const wsBase = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 
   let shownTournament = null; // id of the tournament shown
-  let game = null; // {id, players, boards, texts, step, live, socket}
+  let game = null; // {id, players, boards, texts, step, base, live}: the game panel
 
   // ---- boards: {heights: [36], workers: {name: [x, y]}} ----
 
@@ -143,31 +143,37 @@
       boards,
       texts: events.map(describe),
       step: boards.length - 1,
+      base: 0,
       live,
-      socket: game && game.id === info.id ? game.socket : null,
     };
     $("game").hidden = false;
     $("game-title").textContent = `${info.players[0]} against ${info.players[1]}`;
-    showStep();
   }
 
-  function closeGameSocket() {
-    if (game && game.socket) {
-      const socket = game.socket;
-      game.socket = null;
-      socket.onclose = null;
-      socket.close(1000);
+  // What the game panel shows is the latest view asked for: a live feed or a
+  // replay. Each asks with a new number; answers for an older one are ignored.
+  let view = 0;
+  let liveSocket = null;
+  let liveMatch = null;
+
+  function closeLive() {
+    if (liveSocket) {
+      liveSocket.close(1000);
+      liveSocket = null;
+      liveMatch = null;
     }
   }
 
   // ---- replay (from the store) ----
 
-  async function replay(matchId, announce = true) {
+  async function replay(matchId, atEnd) {
+    const mine = ++view;
+    closeLive();
     const { ok, body } = await getJson(`/santorini/api/games/${matchId}`);
+    if (mine !== view) return;
     if (!ok) return showError(body.error);
-    if (game && game.id !== matchId) closeGameSocket();
     setGame(body, body.events, false);
-    game.step = announce ? 0 : game.boards.length - 1;
+    game.step = atEnd ? game.boards.length - 1 : 0;
     showStep();
     $("game-status").textContent =
       body.status === "over" ? `Replay: ${resultText(body.result)}` : "Replay of a game still being played";
@@ -176,25 +182,27 @@
   // ---- live (websocket /santorini/live/{match_id}) ----
 
   function watch(matchId) {
-    if (game && game.id === matchId && game.live) return;
-    closeGameSocket();
+    if (liveMatch === matchId) return;
+    const mine = ++view;
+    closeLive();
     const socket = new WebSocket(`${wsBase}/santorini/live/${matchId}`);
-    let info = null;
+    liveSocket = socket;
+    liveMatch = matchId;
     socket.onmessage = (message) => {
+      if (mine !== view) return;
       const data = JSON.parse(message.data);
       if (data.kind === "state") {
-        info = { id: data.match, players: data.players };
         // The state's board stands for the events so far; later events step from it.
-        setGame(info, [], data.status === "live");
+        setGame({ id: data.match, players: data.players }, [], true);
         game.boards = [parseBoard(data.board)];
         game.base = data.seq;
-        game.socket = socket;
         game.step = 0;
-        $("game-status").textContent = `Live: move ${data.seq}`;
+        $("game-status").textContent =
+          data.status === "live" ? `Live: move ${data.seq}` : `Game over: ${resultText(data.result)}`;
         showLive();
         return;
       }
-      if (!info || !game || game.id !== info.id) return;
+      if (!game || game.id !== matchId) return;
       game.boards.push(applyEvent(game.boards[game.boards.length - 1], data));
       game.texts.push(describe(data));
       game.step = game.boards.length - 1;
@@ -203,21 +211,23 @@
       showLive();
     };
     socket.onclose = (close) => {
-      if (!game || game.socket !== socket) return;
-      game.socket = null;
+      if (mine !== view) return;
+      liveSocket = null;
+      liveMatch = null;
       if (close.code === 1000) {
-        replay(matchId, false); // the whole game from the store, with the steps
-      } else {
+        replay(matchId, true); // the whole game from the store, with the steps
+      } else if (game) {
         game.live = false;
-        showLive();
         $("game-status").textContent = `The live feed closed (${close.code}${close.reason ? `: ${close.reason}` : ""})`;
+      } else {
+        showError(`The live feed closed (${close.code}${close.reason ? `: ${close.reason}` : ""})`);
       }
     };
   }
 
   function showLive() {
     renderBoard(game.boards[game.step], game.players);
-    const seq = (game.base || 0) + game.step;
+    const seq = game.base + game.step;
     $("step").textContent = game.step === 0 ? `Move ${seq}` : `Move ${seq}: ${game.texts[game.step - 1]}`;
     for (const id of ["first", "previous", "next", "last"]) setDisabled(id, true);
   }
@@ -289,7 +299,7 @@
           games.append(button(`Game ${n + 1}: watch live`, () => followOff(() => watch(g.id)), "live"));
         } else {
           games.append(
-            button(`Game ${n + 1}: replay (${g.result.winner} won)`, () => followOff(() => replay(g.id))),
+            button(`Game ${n + 1}: replay (${g.result.winner} won)`, () => followOff(() => replay(g.id, false))),
           );
         }
         games.append(" ");
