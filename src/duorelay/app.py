@@ -19,7 +19,11 @@ whether a WMBP room exists. The paths above keep priority over 4-letter codes:
 
 With ``DUORELAY_SANTORINI_PORT`` the Santorini tournament service
 (:mod:`duorelay.services.santorini`, repeat mode) runs in the serving nursery
-too, beside the relay, listening on its own TCP port.
+too, beside the relay, listening on its own TCP port; its observers
+(:mod:`duorelay.services.santorini_web`) are the page ``/santorini/``, the
+JSON API ``/santorini/api/...`` and the websocket feeds ``/santorini/live``
+and ``/santorini/live/{match_id}``, fed by a spectators hub given to the
+tournament's recorder.
 """
 
 from __future__ import annotations
@@ -44,9 +48,11 @@ from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols import wmbp as wmbp_protocol
 from duorelay.protocols.kamon import namespace_for_path
 from duorelay.referee.record import Recorder
+from duorelay.referee.spectators import SpectatorHub
 from duorelay.relay import kamon, wmbp
 from duorelay.relay.rooms import Registry
 from duorelay.services.santorini import SantoriniServer, ServerConfig
+from duorelay.services.santorini_web import SantoriniWeb
 from duorelay.settings import Settings, load_settings
 from duorelay.store.gateway import Store
 from duorelay.transport import hypercorn_shims
@@ -101,6 +107,8 @@ class DuoRelay(QuartTrio):
         self.before_serving(self._set_socket_options)
         self.before_serving(self._start_backplane)
         self.santorini: SantoriniServer | None = None
+        self.santorini_web = SantoriniWeb(SpectatorHub(settings.outbox_size), static_dir)
+        self.santorini_web.install(self)
         if settings.santorini_port is not None:
             self.before_serving(self._start_santorini)
 
@@ -181,13 +189,16 @@ class DuoRelay(QuartTrio):
             port=settings.santorini_port,
             host=settings.santorini_host,
         )
-        self.santorini = SantoriniServer(config, settings, self.stats, Recorder(store))
+        web = self.santorini_web
+        self.santorini = SantoriniServer(config, settings, self.stats, Recorder(store, web.hub))
+        web.store = store
 
         async def serve(task_status: trio.TaskStatus[tuple[str, int]]) -> None:
             assert self.santorini is not None
             try:
                 await self.santorini.run(task_status=task_status)
             finally:
+                web.store = None
                 store.close()
 
         await self.nursery.start(serve)
@@ -208,8 +219,12 @@ class DuoRelay(QuartTrio):
         """The handler of a websocket path, or None (Quart refuses it: 404).
 
         ``/ws`` and ``/ws/{namespace}``: Kamon relay. ``/CREATE``: a WMBP host.
-        ``/{CODE}``, any 4 characters: a WMBP client.
+        ``/{CODE}``, any 4 characters: a WMBP client. ``/santorini/live`` and
+        ``/santorini/live/...``: Santorini spectators.
         """
+        santorini = self.santorini_web.websocket_handler(path)
+        if santorini is not None:
+            return santorini
         namespace = namespace_for_path(path)
         if namespace is not None:
             return partial(

@@ -67,8 +67,11 @@ class RelayServer:
     taking a port we picked); later starts bind that same port again.
     """
 
-    def __init__(self, log: IO[str]) -> None:
+    def __init__(self, log: IO[str], env: dict[str, str] | None = None) -> None:
         self.port: int | None = None
+        self.env = env or {}
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
         self._log = log
         self._proc: subprocess.Popen[str] | None = None
         self._pump: threading.Thread | None = None
@@ -91,6 +94,7 @@ class RelayServer:
             [sys.executable, "-m", "duorelay", "--bind", bind],
             cwd=ROOT,  # serves ./static
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -125,9 +129,25 @@ class RelayServer:
             for line in proc.stdout:
                 self._log.write(line)
                 self._log.flush()
+                with self._seen:
+                    self.lines.append(line)
+                    self._seen.notify_all()
                 if m := RUNNING_ON.search(line):
                     ready.put(int(m.group(1)))
         ready.put(None)  # EOF: the server exited (harmless after a successful start)
+
+    def wait_for_line(self, pattern: re.Pattern[str], timeout: float = 30.0) -> re.Match[str]:
+        """The first line of the server's output matching ``pattern``, waiting for it."""
+        with self._seen:
+            found: list[re.Match[str]] = []
+
+            def match() -> bool:
+                found[:] = [m for line in self.lines if (m := pattern.search(line))][:1]
+                return bool(found)
+
+            if not self._seen.wait_for(match, timeout):
+                raise RuntimeError(f"no line matching {pattern.pattern!r} in {timeout}s")
+            return found[0]
 
     def stop(self) -> None:
         """SIGTERM, as a service manager would stop it; wait until it has exited."""

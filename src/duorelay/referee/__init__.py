@@ -10,6 +10,8 @@ For Santorini (docs/santorini.md):
   policy and the results;
 - :mod:`~duorelay.referee.record`: the event log in the store, then the observer;
 - :mod:`~duorelay.referee.observer`: the spectators' hook.
+- :mod:`~duorelay.referee.spectators`: the spectators hub, an observer that
+  feeds watching connections without ever waiting for them.
 
 The referee owns no connection: the front-end (:mod:`duorelay.services`)
 accepts connections, runs each as a :class:`~duorelay.core.session.Session`

@@ -4,4 +4,6 @@
   (docs/santorini.md);
 - :mod:`~duorelay.services.santorini_clients`: built-in Santorini players
   (bots) and the course's client harness.
+- :mod:`~duorelay.services.santorini_web`: the Santorini observers: the page,
+  its JSON API and its live websocket feeds.
 """
