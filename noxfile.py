@@ -112,7 +112,9 @@ def bench(session: nox.Session) -> None:
     the short version (under 2 minutes); the full run rewrites the results in
     docs/benchmarks.md. py-spy needs ptrace (root, or CAP_SYS_PTRACE).
     ``nox -s bench -- --scaleout [--quick]`` runs bench/scaleout.py instead: the
-    cost of a frame between two processes through Redis (needs redis-server)."""
+    cost of a frame between two processes through Redis (needs redis-server).
+    ``nox -s bench -- --santorini [--quick]`` runs bench/santorini.py instead: the
+    Santorini referee's CPU per move (store and --no-store) and 100 connected bots."""
     session.install(
         "-e",
         ".",
@@ -127,5 +129,9 @@ def bench(session: nox.Session) -> None:
         # bench/scaleout.py: cross-process frames through Redis (needs redis-server)
         args.remove("--scaleout")
         session.run("python", "bench/scaleout.py", *args)
+    elif "--santorini" in args:
+        # bench/santorini.py: the Santorini referee under instant bots
+        args.remove("--santorini")
+        session.run("python", "bench/santorini.py", *args)
     else:
         session.run("python", "bench/run.py", *args)

@@ -3,9 +3,10 @@
 ``record`` attaches ``py-spy record`` to a server process for a number of
 seconds and writes py-spy's raw (collapsed stack) format; ``summarize`` reads
 it and attributes every sample to the package of its innermost Python frame
-(self time: ours, Quart, Hypercorn, wsproto, trio, the standard library;
-with ``--native``, a sample inside CPython's cyclic garbage collector counts
-as GC whatever Python frame triggered it),
+(self time: ours, Quart, Hypercorn, wsproto, trio, SQLAlchemy, the standard
+library; with ``--native``, a sample inside CPython's cyclic garbage collector
+counts as GC whatever Python frame triggered it, and one whose innermost frame
+is ``fdatasync`` or a lock wait counts as waiting),
 lists the functions with the most self time, and the share of samples whose
 stack passes through each of our functions (inclusive time).
 
@@ -34,6 +35,15 @@ RATE = 100  # samples/s; --native unwinding costs more per sample than Python-on
 GC = "cyclic GC (CPython gc_collect)"
 SYSCALLS = "socket send/recv and epoll system calls"
 SYSCALL_FUNCS = re.compile(r"^(sock_|pyepoll_|__libc_|__GI___|send|recv|epoll_)")
+# Native frames in which a thread waits (py-spy may count it as active): a disk
+# flush (SQLite's commit), or a worker thread waiting for work on a lock.
+WAITS = (
+    (re.compile(r"^(fdatasync|fsync)$"), "waiting: fdatasync (SQLite commit)"),
+    (
+        re.compile(r"^(PyThread_acquire_lock_timed|pthread_cond_timedwait|sem_wait)$"),
+        "waiting: on a lock (idle worker threads)",
+    ),
+)
 
 CATEGORIES = (
     ("<attrs generated methods trio.", "trio"),
@@ -45,6 +55,9 @@ CATEGORIES = (
     ("/quart/", "Quart"),
     ("/werkzeug/", "Quart"),
     ("/hypercorn/", "Hypercorn"),
+    ("/sqlalchemy/", "SQLAlchemy"),
+    ("/alembic/", "SQLAlchemy"),
+    ("/sqlite3/", "sqlite3"),
     ("/wsproto/", "wsproto"),
     ("/h11/", "h11"),
     ("/trio/", "trio"),
@@ -144,9 +157,16 @@ def summarize(raw: Path, root: Path | None = None, top: int = 15) -> dict[str, A
     ours_lines_inclusive: Counter[str] = Counter()
     for frames, count in samples:
         python = [frame for frame in frames if frame[2] >= 0]
+        native = frames[frames.index(python[-1]) + 1 :] if python else frames
+        wait = next(
+            (name for regex, name in WAITS if any(regex.match(f[0]) for f in native)), None
+        )
         if any(frame[0] in ("gc_collect_main", "gc_collect_with_callback") for frame in frames):
             by_category[GC] += count
             self_functions[GC] += count
+        elif wait is not None:
+            by_category[wait] += count
+            self_functions[wait] += count
         elif python and any(
             SYSCALL_FUNCS.match(frame[0]) for frame in frames[frames.index(python[-1]) + 1 :]
         ):

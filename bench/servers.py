@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -88,15 +88,31 @@ class Server:
     """One relay process under test, on a free loopback port."""
 
     def __init__(
-        self, name: str, logs: Path, tag: str, env_extra: dict[str, str] | None = None
+        self,
+        name: str,
+        logs: Path,
+        tag: str,
+        env_extra: dict[str, str] | None = None,
+        *,
+        command: list[str] | None = None,
+        stdin: bytes | None = None,
+        ready: Callable[[Server], bool] | None = None,
     ) -> None:
+        """Start ``name`` and wait (30 s at most) until ``ready(self)`` (default: it
+        answers a websocket upgrade on ``/ws``).
+
+        ``command`` replaces the command of ``name``, ``stdin`` is written to its
+        standard input (then closed); ``{port}`` in either is this server's port.
+        """
         self.name = name
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/ws"
         bind = f"127.0.0.1:{self.port}"
         env = dict(os.environ, **(env_extra or {}))
         experiments = BENCH / "experiments"
-        if name == "duorelay":
+        if command is not None:
+            command = [part.replace("{port}", str(self.port)) for part in command]
+        elif name == "duorelay":
             command = [sys.executable, "-m", "duorelay", "--bind", bind]
             env.update(DUORELAY_ENV)
         elif name == "duorelay-proposed":
@@ -134,11 +150,25 @@ class Server:
         self.log_path = logs / f"{tag}-{name}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=None if stdin is None else subprocess.PIPE,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
+        if stdin is not None:
+            assert self.popen.stdin is not None
+            self.popen.stdin.write(stdin.replace(b"{port}", str(self.port).encode()))
+            self.popen.stdin.close()
         self.process = psutil.Process(self.popen.pid)
+        if ready is None:
+
+            def ready(server: Server) -> bool:
+                return websocket_probe(server.port, "/ws", 1.0)
+
         deadline = time.monotonic() + 30
-        while not websocket_probe(self.port, "/ws", 1.0):
+        while not ready(self):
             if self.popen.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise BenchError(f"{name} did not start; see {self.log_path}")
@@ -166,15 +196,17 @@ class Server:
 class Workers:
     """The load generator's processes, driven one command at a time."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(
+        self, count: int, target: Callable[[Connection, int], None] = loadgen.worker_main
+    ) -> None:
+        """``count`` processes running ``target(pipe, index)`` (default: the load
+        generator; ``bench/santorini_bots.py`` for the Santorini bots)."""
         context = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.processes: list[Any] = []
         for index in range(count):
             parent, child = context.Pipe()
-            process = context.Process(
-                target=loadgen.worker_main, args=(child, index), name=f"loadgen-{index}"
-            )
+            process = context.Process(target=target, args=(child, index), name=f"loadgen-{index}")
             process.start()
             child.close()
             self.pipes.append(parent)
