@@ -252,6 +252,11 @@ def _refuse_constant(name: str) -> object:
     raise NotJson(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+"""One decoder for every value (``json.loads`` with an argument builds a new one
+per call)."""
+
+
 def loads(text: str) -> object:
     """One JSON value from ``text``; :class:`NotJson` if it is not exactly one.
 
@@ -260,7 +265,7 @@ def loads(text: str) -> object:
     recursion limit.
     """
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return _DECODER.decode(text)
     except NotJson:
         raise
     except (ValueError, RecursionError) as error:

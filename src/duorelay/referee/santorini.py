@@ -120,6 +120,7 @@ class Series:
         await self.recorder.game_started(match_id, self.tournament_id, names, self.number, game)
         state = rules.new_game(one.name, two.name)
         seq = 0
+        board: object = None  # the board after the last action: the next request's
         where = {"series": self.number, "game": game}
         try:
             while (outcome := rules.outcome(state)) is None:
@@ -127,7 +128,7 @@ class Series:
                 if rules.is_placing(state):
                     request: object = rules.encode_placements(state)
                 else:
-                    request = rules.encode_board(state)
+                    request = board if board is not None else rules.encode_board(state)
                 value, seconds = await self._asker.ask(player, request)
                 try:
                     if rules.is_placing(state):
@@ -144,10 +145,11 @@ class Series:
                         action = wire.decode_action(value)
                         state = rules.apply(state, action)
                         kind = "action"
+                        board = rules.encode_board(state)
                         data = {
                             "player": player.name,
                             "action": wire.encode_action(action),
-                            "board": rules.encode_board(state),
+                            "board": board,
                         }
                 except (BadMessage, IllegalMove) as error:
                     raise Misbehaved(player, error.reason) from None
