@@ -1,4 +1,4 @@
-"""Page object for the Connect Four demo (static/index.html + static/connect4.js).
+"""Page object for the Connect Four demo (src/duorelay/static/index.html + connect4.js).
 
 Imported by the test modules only after ``pytest.importorskip("playwright")``.
 Every wait is one of Playwright's auto-waiting ``expect`` assertions (or
