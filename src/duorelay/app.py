@@ -296,7 +296,10 @@ class DuoRelay(QuartTrio):
     async def asgi_app(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        """Route a relay websocket to its session; everything else to Quart."""
+        """Route a relay websocket to its session (or its refusal, which counts
+        against no cap); everything else to Quart, HTTP with the request body cut
+        after :data:`MAX_BODY_SIZE` and the last send of a response shielded
+        (:func:`_body_cut_after`, :func:`_send_shielding_the_end`)."""
         if scope["type"] == "websocket":
             address = _address(scope)
             handler = self._websocket_handler(scope["path"], address)
