@@ -232,7 +232,8 @@ def render(
         "Each server is a fresh process per scenario; duorelay runs as `python -m duorelay` "
         "with the rate limit and connection cap lifted "
         "(`DUORELAY_MAX_RATE=1000000 DUORELAY_MAX_BURST=1000000 "
-        "DUORELAY_MAX_CONNECTIONS=100000`), everything else default."
+        "DUORELAY_MAX_CONNECTIONS=100000 DUORELAY_MAX_CONNECTIONS_PER_ADDRESS=100000`), "
+        "everything else default."
     )
     add("")
     add(

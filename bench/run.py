@@ -13,8 +13,9 @@ Servers, each started by this harness as its own process on a free loopback
 port, one fresh process per scenario:
 
 - ``duorelay``: ``python -m duorelay`` with its default Hypercorn settings, the
-  rate limit and connection cap lifted (``DUORELAY_MAX_RATE``,
-  ``DUORELAY_MAX_BURST``, ``DUORELAY_MAX_CONNECTIONS``), logs to a file;
+  rate limit and connection caps lifted (``DUORELAY_MAX_RATE``,
+  ``DUORELAY_MAX_BURST``, ``DUORELAY_MAX_CONNECTIONS``,
+  ``DUORELAY_MAX_CONNECTIONS_PER_ADDRESS``), logs to a file;
 - ``raw-asgi``: ``bench/baselines/raw_asgi_relay.py``, the same relay rules as
   a bare ASGI app on Hypercorn's trio worker: the ceiling of the stack;
 - ``websockets``: ``bench/baselines/websockets_relay.py``, the same rules on

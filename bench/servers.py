@@ -40,6 +40,7 @@ DUORELAY_ENV = {
     "DUORELAY_MAX_RATE": "1000000",
     "DUORELAY_MAX_BURST": "1000000",
     "DUORELAY_MAX_CONNECTIONS": "100000",
+    "DUORELAY_MAX_CONNECTIONS_PER_ADDRESS": "100000",  # every load generator is on 127.0.0.1
 }
 SERVER_NAMES = ("duorelay", "raw-asgi", "websockets")
 # On request only (--servers): raw ASGI without pings and read timeout, raw ASGI with

@@ -37,8 +37,9 @@ from duorelay.app import DuoRelay, create_app
 from duorelay.cli import RelayConfig
 from duorelay.settings import Settings
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
-ROOT = STATIC_DIR.parent
+ROOT = Path(__file__).resolve().parent.parent
+STATIC_DIR = ROOT / "src" / "duorelay" / "static"
+"""The demo site, shipped in the package: the default ``DUORELAY_STATIC_DIR``."""
 
 
 async def settle() -> None:
@@ -94,7 +95,7 @@ async def start_server(nursery: trio.Nursery) -> StartServer:
     """Start a server with the given settings overrides; stopped after the test."""
 
     async def start(**overrides: Any) -> Server:
-        settings = Settings(static_dir=STATIC_DIR, **overrides)
+        settings = Settings(**{"static_dir": STATIC_DIR, **overrides})
         app = create_app(settings)
         config = RelayConfig(settings)
         config.bind = ["127.0.0.1:0"]
@@ -171,18 +172,19 @@ class RawClient:
         self.events: list[ws_events.Event] = []
 
     @classmethod
-    async def open(cls, server: Server, path: str = "/ws") -> RawClient:
-        """Connect and complete the websocket handshake."""
-        client = await cls.handshake(server, path)
+    async def open(cls, server: Server, path: str = "/ws", source: str | None = None) -> RawClient:
+        """Connect (from address ``source``, default any) and complete the
+        websocket handshake."""
+        client = await cls.handshake(server, path, source)
         event = await client.next_event()
         assert isinstance(event, ws_events.AcceptConnection), event
         return client
 
     @classmethod
-    async def handshake(cls, server: Server, path: str) -> RawClient:
+    async def handshake(cls, server: Server, path: str, source: str | None = None) -> RawClient:
         """Connect and send the upgrade request; the answer is the next event."""
         host, port = server.address.rsplit(":", 1)
-        client = cls(await trio.open_tcp_stream(host, int(port)))
+        client = cls(await trio.open_tcp_stream(host, int(port), local_address=source))
         await client._send(ws_events.Request(host=server.address, target=path))
         return client
 
@@ -214,12 +216,22 @@ class RawClient:
         self.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.stream.socket.close()
 
+    async def closed(self) -> tuple[int, str | None]:
+        """Read until the server's close frame; its code and reason."""
+        while not isinstance(event := await self.next_event(), ws_events.CloseConnection):
+            pass
+        return event.code, event.reason
 
-async def http_get(server: Server, raw_path: str) -> tuple[int, dict[str, str], bytes]:
-    """GET ``raw_path`` exactly as given (no dot-segment normalisation), with h11."""
+
+async def http_get(
+    server: Server, raw_path: str, source: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """GET ``raw_path`` exactly as given (no dot-segment normalisation), with h11,
+    from client address ``source`` (default: any; 127.0.0.2 is another client
+    on Linux loopback)."""
     host, port = server.address.rsplit(":", 1)
     connection = h11.Connection(h11.CLIENT)
-    async with await trio.open_tcp_stream(host, int(port)) as stream:
+    async with await trio.open_tcp_stream(host, int(port), local_address=source) as stream:
         request = h11.Request(method="GET", target=raw_path, headers=[("Host", server.address)])
         await stream.send_all(connection.send(request) + connection.send(h11.EndOfMessage()))
         status, headers, body = 0, {}, b""
@@ -336,12 +348,14 @@ class Process:
 
 
 @asynccontextmanager
-async def server_process(*args: str, **env: str) -> AsyncIterator[tuple[Process, Server]]:
-    """Run ``args`` (a server command) in the repository folder until it exits;
-    killed (SIGKILL) on exit if still running."""
+async def server_process(
+    *args: str, cwd: Path = ROOT, **env: str
+) -> AsyncIterator[tuple[Process, Server]]:
+    """Run ``args`` (a server command) in ``cwd`` (default: the repository folder)
+    until it exits; killed (SIGKILL) on exit if still running."""
     process = await trio.lowlevel.open_process(
         list(args),
-        cwd=ROOT,
+        cwd=cwd,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         env={**os.environ, **env},

@@ -20,7 +20,7 @@ from duorelay.protocols import ProtocolError
 
 def serve(server: Server, monkeypatch: pytest.MonkeyPatch, handler: Handler) -> None:
     """Route every websocket of ``server`` to ``handler``."""
-    monkeypatch.setattr(server.app, "_websocket_handler", lambda path: handler)
+    monkeypatch.setattr(server.app, "_websocket_handler", lambda path, address: handler)
 
 
 def tracebacks(server_log: LogWatch) -> list[logging.LogRecord]:

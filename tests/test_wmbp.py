@@ -448,7 +448,8 @@ async def test_clients_waiting_on_a_full_host_are_freed_when_it_leaves(
 
 
 async def test_100_clients_in_one_room(start_server: StartServer) -> None:
-    server = await start_server(wmbp_max_players=100)
+    # 101 connections from 127.0.0.1: over the default per-address cap
+    server = await start_server(wmbp_max_players=100, max_connections_per_address=200)
     async with hosting(server) as host:
         code = await host.prepare(max_players=100)
         async with AsyncExitStack() as stack:

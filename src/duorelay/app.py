@@ -8,12 +8,17 @@ or, with graceful shutdown and keepalive set from the settings,
 ``python -m duorelay`` (:mod:`duorelay.cli`).
 
 HTTP requests are Quart's: ``GET /`` is ``index.html`` of the static folder,
-``/static/<path>`` its files (404 for a missing file or a path escaping the
-folder), ``GET /healthz`` a JSON summary and ``GET /metrics`` Prometheus
-metrics. Websocket upgrades on a relay endpoint (``/ws``, ``/ws/{namespace}``)
-and WMBP paths (``/CREATE``, ``/{CODE}``) are handed, as raw ASGI, to a
-:class:`~duorelay.core.session.Session`; any other websocket path goes to Quart,
-which has no websocket route and refuses it (HTTP 404). ``GET /{CODE}`` tells
+``/static/<path>`` its files (404 for anything but a regular file inside the
+folder, symlinks resolved: see :meth:`DuoRelay.static_file`), ``GET /healthz``
+a JSON summary and ``GET /metrics`` Prometheus metrics. Every HTTP response
+carries the hardening headers of :meth:`DuoRelay.harden`; a request body is
+read within ``body_timeout`` seconds (else 408) and may hold at most
+:data:`MAX_BODY_SIZE` bytes (else 413).
+
+Websocket upgrades on a relay endpoint (``/ws``, ``/ws/{namespace}``) and
+WMBP paths (``/CREATE``, ``/{CODE}``) are handed, as raw ASGI, to a
+:class:`~duorelay.core.session.Session`; any other websocket path goes to
+Quart, which has no websocket route and refuses it (HTTP 404). ``GET /{CODE}`` tells
 whether a WMBP room exists. The paths above keep priority over 4-letter codes:
 ``/CREATE`` and every 4-character path are reserved for WMBP.
 
@@ -24,20 +29,40 @@ too, beside the relay, listening on its own TCP port; its observers
 JSON API ``/santorini/api/...`` and the websocket feeds ``/santorini/live``
 and ``/santorini/live/{match_id}``, fed by a spectators hub given to the
 tournament's recorder.
+
+Abuse limits by client address (the ASGI scope's ``client``: behind a proxy,
+every client has the proxy's address; ``X-Forwarded-For`` is not read): at most
+``max_connections_per_address`` websockets open in this process, and failed
+room-code lookups (``GET /{CODE}`` 404, WMBP client 4404) limited by a token
+bucket of ``lookup_rate``/``lookup_burst``, cluster-wide with Redis
+(:meth:`~duorelay.core.backplane.Backplane.charge`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
+import stat
 import time
+from collections import Counter
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import trio
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, Scope, WebsocketScope
+from hypercorn.typing import (
+    ASGIReceiveCallable,
+    ASGIReceiveEvent,
+    ASGISendCallable,
+    ASGISendEvent,
+    Scope,
+    WebsocketScope,
+)
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from quart import Response, send_from_directory
+from quart import Response, request, send_file
 from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException, NotFound
 
 from duorelay.cluster import wmbp as cluster_wmbp
 from duorelay.cluster.redis import RedisBackplane
@@ -61,6 +86,26 @@ from duorelay.transport.sockets import set_tcp_user_timeout_on_listeners
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
 
+MAX_BODY_SIZE = 64 * 1024
+"""Largest HTTP request body, in bytes (Quart's ``MAX_CONTENT_LENGTH``); more: 413.
+No endpoint takes a body: this only bounds what a client can make the server read."""
+
+LOOKUP_LIMITED = "too many failed lookups: try again later"
+"""The body of HTTP 429 and the reason of close 4429 past the failed-lookup limit."""
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'{websockets}; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+"""The default Content-Security-Policy, for the demo pages: scripts, styles and
+images from this server only (plus the pages' ``data:`` favicons and the one
+inline ``style`` attribute of ``index.html``), websockets to this host
+(``ws://HOST wss://HOST``, HOST from the request's Host header), no framing."""
+
+_HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+"""A Host header safe to put into the Content-Security-Policy."""
+
 log = logging.getLogger("duorelay")
 
 
@@ -76,11 +121,18 @@ class DuoRelay(QuartTrio):
     """
 
     def __init__(self, settings: Settings) -> None:
-        static_dir = settings.static_dir.resolve()
-        super().__init__(__name__, static_folder=str(static_dir), static_url_path="/static")
+        # No static_folder: Quart's static route follows symlinks out of the
+        # folder and answers 500 to an over-long name; static_file() replaces it.
+        super().__init__(__name__, static_folder=None)
+        self.static_root = settings.static_dir.resolve()
+        self.config["BODY_TIMEOUT"] = settings.body_timeout
+        self.config["MAX_CONTENT_LENGTH"] = MAX_BODY_SIZE
         self.settings = settings
         self.rooms: Registry[Peer] = Registry()
         self.sessions: set[Session] = set()
+        """The live websocket sessions (refused ones are not counted)."""
+        self.connections_per_address: Counter[str] = Counter()
+        """Live sessions by client address (addresses with none are removed)."""
         self.stats = Stats()
         self.backplane = (
             RedisBackplane(
@@ -101,19 +153,90 @@ class DuoRelay(QuartTrio):
             )
         )
         self.add_url_rule("/", "index", self._index)
+        self.add_url_rule("/static/<path:name>", "static", self._static)
         self.add_url_rule("/healthz", "healthz", self._healthz)
         self.add_url_rule("/metrics", "metrics", self._metrics)
         self.add_url_rule("/<string(length=4):code>", "wmbp_room", self._wmbp_room)
         self.before_serving(self._set_socket_options)
         self.before_serving(self._start_backplane)
         self.santorini: SantoriniServer | None = None
-        self.santorini_web = SantoriniWeb(SpectatorHub(settings.outbox_size), static_dir)
+        self.santorini_web = SantoriniWeb(SpectatorHub(settings.outbox_size), self.static_root)
         self.santorini_web.install(self)
         if settings.santorini_port is not None:
             self.before_serving(self._start_santorini)
+        self.before_request(self._read_body)
+        self.after_request(self.harden)
 
     async def _index(self) -> Response:
-        return await send_from_directory(self.settings.static_dir.resolve(), "index.html")
+        return await self._send_static("index.html")
+
+    async def _static(self, name: str) -> Response:
+        return await self._send_static(name)
+
+    async def _send_static(self, name: str) -> Response:
+        path = self.static_file(name)
+        if path is None:
+            raise NotFound()
+        return await send_file(path, conditional=True)
+
+    def static_file(self, name: str) -> Path | None:
+        """The file to serve for static path ``name``, or None (the caller answers 404).
+
+        Only a regular file whose resolved path (every symlink followed) is
+        inside the resolved static folder is served: a symlink to a file or a
+        folder outside it is not. Anything else (missing, a folder, a name
+        that is too long, holds NUL or cannot be encoded, any ``OSError``) is
+        logged in one line, without a traceback, and gives None.
+        """
+        try:
+            path = (self.static_root / name).resolve(strict=True)
+            mode = path.stat().st_mode
+        except (OSError, ValueError, RuntimeError) as error:  # RuntimeError: a symlink loop
+            reason = f"{type(error).__name__}: {getattr(error, 'strerror', None) or error}"
+        else:
+            if not path.is_relative_to(self.static_root):
+                reason = "outside the static folder"
+            elif not stat.S_ISREG(mode):
+                reason = "not a regular file"
+            else:
+                return path
+        shown = name if len(name) <= 80 else name[:80] + "..."
+        log.info("static %r not served: %s", shown, reason)
+        return None
+
+    async def _read_body(self) -> Response | None:
+        """Read the request body before any route: within ``body_timeout`` seconds,
+        else 408; over :data:`MAX_BODY_SIZE` bytes (announced or sent), 413.
+        Either answers ``Connection: close``, so the connection is closed after
+        the answer (the rest of the body is never read)."""
+        try:
+            await request.get_data()
+        except HTTPException as error:
+            return Response(
+                f"{error.code} {error.name}",
+                status=error.code,
+                content_type=TEXT_PLAIN,
+                headers={"Connection": "close"},
+            )
+        return None
+
+    async def harden(self, response: Response) -> Response:
+        """Add the hardening headers to an HTTP response (every one; not to
+        websocket upgrades): ``X-Content-Type-Options: nosniff``,
+        ``Referrer-Policy: no-referrer`` (the demo pages' URLs hold room names
+        and codes: no other site learns them), and ``Content-Security-Policy``
+        (``content_security_policy``, default :data:`CONTENT_SECURITY_POLICY`)."""
+        headers = response.headers
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "no-referrer"
+        policy = self.settings.content_security_policy
+        if policy is None:
+            host = request.host
+            websockets = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
+            policy = CONTENT_SECURITY_POLICY.format(websockets=websockets)
+        if policy:
+            headers["Content-Security-Policy"] = policy
+        return response
 
     async def _healthz(self) -> dict[str, Any]:
         """``GET /healthz``: 200 with ``{"status", "rooms", "connections", "uptime",
@@ -147,7 +270,18 @@ class DuoRelay(QuartTrio):
     async def _wmbp_room(self, code: str) -> Response:
         """``GET /{CODE}``: 200 with the WMBP room's name, or 404 ``Game not found``
         (docs/protocols.md section 2), readable from any origin. With a shared
-        backplane the room may be on any process; Redis out of reach: 503."""
+        backplane the room may be on any process; Redis out of reach: 503.
+
+        A 404 is a failed lookup: past the client address's limit
+        (:meth:`lookup_allowed`) every lookup gets 429 :data:`LOOKUP_LIMITED`
+        with ``Retry-After`` (seconds until the bucket holds a token again).
+        """
+        address = request.remote_addr or "?"
+        if not await self.lookup_allowed(address):
+            response = Response(LOOKUP_LIMITED, status=429, content_type=TEXT_PLAIN)
+            response.headers["Retry-After"] = str(math.ceil(1 / self.settings.lookup_rate))
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            return response
         room = self.rooms.find(code)
         name = room.name if room is not None else None
         if name is None and self.backplane.shared:
@@ -157,11 +291,26 @@ class DuoRelay(QuartTrio):
                 return Response(UNAVAILABLE, status=503, content_type=TEXT_PLAIN)
             name = None if found is None else found.decode()
         if name is None:
+            await self.lookup_failed(address)
             response = Response("Game not found", status=404, content_type=TEXT_PLAIN)
         else:
             response = Response(name, content_type=TEXT_PLAIN)
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
+
+    async def lookup_allowed(self, address: str) -> bool:
+        """Whether client ``address`` may look a room code up now: its bucket of
+        failed lookups (``lookup_rate`` per second, ``lookup_burst`` at once,
+        shared by the cluster) is not empty. While it is, every lookup is
+        refused, found or not: else a found code would still tell a guesser
+        apart from a failure."""
+        rate, burst = self.settings.lookup_rate, self.settings.lookup_burst
+        return await self.backplane.charge(f"lookups:{address}", rate, burst, cost=0)
+
+    async def lookup_failed(self, address: str) -> None:
+        """Count one failed lookup of client ``address`` (a successful one is free)."""
+        rate, burst = self.settings.lookup_rate, self.settings.lookup_burst
+        await self.backplane.charge(f"lookups:{address}", rate, burst)
 
     async def _set_socket_options(self) -> None:
         count = set_tcp_user_timeout_on_listeners(self.settings.tcp_user_timeout)
@@ -206,21 +355,33 @@ class DuoRelay(QuartTrio):
     async def asgi_app(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        """Route a relay websocket to its session; everything else to Quart."""
+        """Route a relay websocket to its session (or its refusal, which counts
+        against no cap); everything else to Quart, HTTP with the request body cut
+        after :data:`MAX_BODY_SIZE` and the last send of a response shielded
+        (:func:`_body_cut_after`, :func:`_send_shielding_the_end`)."""
         if scope["type"] == "websocket":
-            handler = self._websocket_handler(scope["path"])
+            address = _address(scope)
+            handler = self._websocket_handler(scope["path"], address)
             if handler is not None:
-                handler = self._refusal(scope) or handler
-                await self._run_session(WebSocket(scope, receive, send), handler)
+                websocket = WebSocket(scope, receive, send)
+                refusal = self._refusal(scope, address)
+                if refusal is None:
+                    await self._run_session(websocket, handler, address)
+                else:  # not counted as a connection: it only closes
+                    await Session(websocket, self.settings, self.stats).run(refusal)
                 return
+        if scope["type"] == "http":
+            receive = _body_cut_after(receive, MAX_BODY_SIZE)
+            send = partial(_send_shielding_the_end, send)
         await super().asgi_app(scope, receive, send)
 
-    def _websocket_handler(self, path: str) -> Handler | None:
+    def _websocket_handler(self, path: str, address: str) -> Handler | None:
         """The handler of a websocket path, or None (Quart refuses it: 404).
 
         ``/ws`` and ``/ws/{namespace}``: Kamon relay. ``/CREATE``: a WMBP host.
-        ``/{CODE}``, any 4 characters: a WMBP client. ``/santorini/live`` and
-        ``/santorini/live/...``: Santorini spectators.
+        ``/{CODE}``, any 4 characters: a WMBP client, under the failed-lookup
+        limit of client ``address`` (:meth:`_limit_lookups`). ``/santorini/live``
+        and ``/santorini/live/...``: Santorini spectators.
         """
         santorini = self.santorini_web.websocket_handler(path)
         if santorini is not None:
@@ -237,32 +398,60 @@ class DuoRelay(QuartTrio):
             return partial(wmbp.host, rooms=self.rooms)
         code = wmbp_protocol.code_for_path(path)
         if code is not None:
+            client: Handler
             if shared:
-                return partial(
+                client = partial(
                     cluster_wmbp.client, rooms=self.rooms, code=code, backplane=self.backplane
                 )
-            return partial(wmbp.client, rooms=self.rooms, code=code)
+            else:
+                client = partial(wmbp.client, rooms=self.rooms, code=code)
+            return partial(self._limit_lookups, client=client, address=address)
         return None
 
-    async def _run_session(self, websocket: WebSocket, handler: Handler) -> None:
+    async def _limit_lookups(self, session: Session, client: Handler, address: str) -> None:
+        """Run WMBP ``client`` for ``session`` under the failed-lookup limit: past
+        it, close 4429 :data:`LOOKUP_LIMITED` before looking the code up; a
+        4404 (no room with that code) counts as a failed lookup."""
+        if not await self.lookup_allowed(address):
+            raise ProtocolError(CloseCode.TOO_MANY, LOOKUP_LIMITED)
+        try:
+            await client(session)
+        except ProtocolError as error:
+            if error.code == CloseCode.NOT_FOUND:
+                await self.lookup_failed(address)
+            raise
+
+    async def _run_session(self, websocket: WebSocket, handler: Handler, address: str) -> None:
+        """Serve one admitted websocket, counted in :attr:`sessions` and
+        :attr:`connections_per_address` while it lives."""
         session = Session(websocket, self.settings, self.stats)
         self.sessions.add(session)
+        self.connections_per_address[address] += 1
         try:
             await session.run(handler)
         finally:
             self.sessions.discard(session)
+            self.connections_per_address[address] -= 1
+            if not self.connections_per_address[address]:
+                del self.connections_per_address[address]
 
-    def _refusal(self, scope: WebsocketScope) -> Handler | None:
+    def _refusal(self, scope: WebsocketScope, address: str) -> Handler | None:
         """A handler that closes a connection the server will not serve, or None.
 
         Refusals are close codes, sent after the upgrade: 1001 while shutting
-        down, 4429 over ``max_connections``, 4403 for an Origin not in
-        ``allowed_origins`` (a request without Origin, a bot, is allowed).
+        down, 4429 over ``max_connections`` or, from client ``address``, over
+        ``max_connections_per_address``, 4403 for an Origin not in
+        ``allowed_origins`` (a request without Origin, a bot, is allowed). A
+        refused connection does not count against either cap.
         """
         if self.shutting_down:
             return _refuse(CloseCode.GOING_AWAY, "server shutting down")
         if len(self.sessions) >= self.settings.max_connections:
             return _refuse(CloseCode.TOO_MANY, "too many connections: try again later")
+        if self.connections_per_address[address] >= self.settings.max_connections_per_address:
+            return _refuse(
+                CloseCode.TOO_MANY, "too many connections from your address: try again later"
+            )
         allowed = self.settings.allowed_origins
         if allowed:
             origin = next((v for k, v in scope["headers"] if k.lower() == b"origin"), None)
@@ -281,6 +470,64 @@ class DuoRelay(QuartTrio):
         self.shutting_down = True
         for session in list(self.sessions):
             session.close(code, reason)
+
+
+def _body_cut_after(receive: ASGIReceiveCallable, limit: int) -> ASGIReceiveCallable:
+    """``receive`` for Quart, with the request body cut after ``limit`` + 1 bytes.
+
+    Quart 0.23 keeps a body it receives, in a queue without bound, until it is
+    complete, and only then compares its size with ``MAX_CONTENT_LENGTH`` (Quart
+    0.22 compares as it goes). So the body ends, for Quart, at the first byte
+    over the limit: Quart answers 413 at once; the rest is read and dropped.
+    """
+    received = 0
+
+    async def cut() -> ASGIReceiveEvent:
+        nonlocal received
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            if received > limit:
+                continue  # the body already ended for Quart: drop the rest
+            body = message.get("body", b"")
+            if received + len(body) <= limit:
+                received += len(body)
+                return message
+            keep = limit + 1 - received
+            received = limit + 1
+            return {"type": "http.request", "body": body[:keep], "more_body": False}
+
+    return cut
+
+
+RESPONSE_END_TIMEOUT = 5.0
+"""Seconds the last message of an HTTP response may take to send (shielded)."""
+
+
+async def _send_shielding_the_end(send: ASGISendCallable, message: ASGISendEvent) -> None:
+    """``send`` for Quart, the last body message of a response shielded from
+    cancellation for at most :data:`RESPONSE_END_TIMEOUT` seconds.
+
+    Hypercorn finishes the connection inside that send: it reports
+    ``http.disconnect`` to the app, then closes the connection (a response with
+    ``Connection: close``, such as a 408 before the body was read) or readies
+    it for the next request. quart-trio cancels the app's tasks as soon as it
+    reads that ``http.disconnect``, which cancelled the send before the close:
+    the connection then stayed open, the client still sending its body.
+    """
+    if message["type"] == "http.response.body" and not message.get("more_body", False):
+        with trio.move_on_after(RESPONSE_END_TIMEOUT) as scope:
+            scope.shield = True
+            await send(message)
+    else:
+        await send(message)
+
+
+def _address(scope: WebsocketScope) -> str:
+    """The client's address (host only) from the ASGI scope; ``?`` if unknown."""
+    client = scope.get("client")
+    return client[0] if client else "?"
 
 
 def _refuse(code: CloseCode, reason: str) -> Handler:

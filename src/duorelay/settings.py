@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "DUORELAY_"
 
+DEMO_SITE = Path(__file__).resolve().parent / "static"
+"""The demo pages shipped inside the package (package data): the default site."""
+
 
 class SettingsError(ValueError):
     """A ``DUORELAY_*`` variable has a bad value; the message names it."""
@@ -33,9 +36,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     static_dir: Path = Field(
-        default=Path("static"),
+        default=DEMO_SITE,
         validate_default=True,
-        description="Folder served at / (its index.html) and under /static/.",
+        description="Folder served at / (its index.html) and under /static/; "
+        "default: the demo pages shipped in the package.",
     )
     max_message_size: Annotated[int, Field(gt=0)] = Field(
         default=1024 * 1024,
@@ -97,6 +101,33 @@ class Settings(BaseSettings):
     max_connections: Annotated[int, Field(gt=0)] = Field(
         default=10_000,
         description="Websocket connections one process holds; more get 4429.",
+    )
+    max_connections_per_address: Annotated[int, Field(gt=0)] = Field(
+        default=64,
+        description="Websocket connections one client address may hold open in one "
+        "process; more get 4429. Behind a proxy every client has the proxy's address.",
+    )
+    lookup_rate: Annotated[float, Field(gt=0)] = Field(
+        default=1.0,
+        description="Failed room-code lookups (GET /{CODE} 404, WMBP client 4404) per "
+        "second one client address may make on average, across the cluster; over it "
+        "(beyond lookup_burst), every lookup gets HTTP 429 or close 4429.",
+    )
+    lookup_burst: Annotated[int, Field(gt=0)] = Field(
+        default=20,
+        description="Failed room-code lookups one client address may make at once "
+        "above lookup_rate.",
+    )
+    body_timeout: Annotated[float, Field(gt=0)] = Field(
+        default=10.0,
+        description="Seconds a client has to send an HTTP request's body; later: 408 "
+        "and the connection is closed.",
+    )
+    content_security_policy: str | None = Field(
+        default=None,
+        description="Content-Security-Policy header of every HTTP response; unset: a "
+        "policy for the demo pages (only this server's scripts, styles, images and "
+        "websockets); empty: no header (for a site of your own that needs more).",
     )
     wmbp_max_players: Annotated[int, Field(ge=0)] = Field(
         default=64,
@@ -210,8 +241,9 @@ class Settings(BaseSettings):
         if not value.is_dir():
             where = value if value.is_absolute() else Path.cwd() / value
             raise ValueError(
-                f"{str(where)!r} is not a directory; start the server from the project "
-                "folder or set this variable to the folder of your site"
+                f"{str(where)!r} is not a directory; set this variable to the folder "
+                "of your site (a relative path starts at the working directory), or "
+                "unset it to serve the demo pages"
             )
         return value
 

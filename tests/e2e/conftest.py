@@ -92,7 +92,7 @@ class RelayServer:
         self._log.flush()
         proc = subprocess.Popen(
             [sys.executable, "-m", "duorelay", "--bind", bind],
-            cwd=ROOT,  # serves ./static
+            cwd=ROOT,  # any folder: the demo pages ship in the package
             stdin=subprocess.DEVNULL,
             env={**os.environ, **self.env},
             stdout=subprocess.PIPE,

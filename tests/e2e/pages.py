@@ -1,8 +1,9 @@
-"""Page object for the Connect Four demo (static/index.html + static/connect4.js).
+"""Page object for the Connect Four demo (src/duorelay/static/index.html + connect4.js).
 
 Imported by the test modules only after ``pytest.importorskip("playwright")``.
-Every wait is one of Playwright's auto-waiting ``expect`` assertions (or
-``wait_for_function`` on page state): no fixed sleeps.
+Every wait is one of Playwright's auto-waiting ``expect`` assertions: no fixed
+sleeps. (Not ``wait_for_function``: its predicate is compiled in the page,
+which the server's Content-Security-Policy forbids, as it should.)
 """
 
 from __future__ import annotations
@@ -26,11 +27,26 @@ RECORD_CLOSE_CODES = """
   window.WebSocket = class extends Native {
     constructor(...args) {
       super(...args);
-      this.addEventListener("close", (e) => window.__wsCloseCodes.push(e.code));
+      this.addEventListener("close", (e) => {
+        window.__wsCloseCodes.push(e.code);
+        document.documentElement.dataset.wsCloseCodes = window.__wsCloseCodes.join(" ");
+      });
     }
   };
+  // Anything the Content-Security-Policy blocks fails the test (an uncaught error).
+  document.addEventListener("securitypolicyviolation", (e) => {
+    setTimeout(() => {
+      throw new Error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI}`);
+    });
+  });
 })();
 """
+
+
+def close_codes(*codes: int) -> re.Pattern[str]:
+    """Matches the recorded close codes (``html[data-ws-close-codes]``, in order)
+    when ``codes`` are among them, in that order."""
+    return re.compile(r"(^| )" + r" (.* )?".join(str(int(code)) for code in codes) + r"( |$)")
 
 
 class Player:
@@ -66,7 +82,9 @@ class Player:
 
     def wait_for_close_code(self, code: int) -> None:
         """Wait until one of the page's websockets was closed with ``code``."""
-        self.page.wait_for_function(f"window.__wsCloseCodes.includes({int(code)})")
+        expect(self.page.locator("html")).to_have_attribute(
+            "data-ws-close-codes", close_codes(code)
+        )
 
     # ---- locators ----
 

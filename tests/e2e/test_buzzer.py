@@ -1,4 +1,4 @@
-"""The buzzer quiz demo (static/buzzer/): a WMBP host page and phone players.
+"""The buzzer quiz demo (src/duorelay/static/buzzer/): a WMBP host page and phone players.
 
 The host page (a big screen) opens ``/CREATE`` and shows the room code; each player
 (its own browser context, phone-sized) opens ``/{CODE}`` and speaks plain JSON text
@@ -297,7 +297,7 @@ def test_buzzer_server_shutdown(open_player: OpenPlayer, relay: RelayServer, sho
     shot(ann, "01-shutdown")
 
 
-# ---- the CBOR decoder (static/buzzer/cbor.js), against Python's cbor2 ----
+# ---- the CBOR decoder (src/duorelay/static/buzzer/cbor.js), against Python's cbor2 ----
 
 NORMALIZE_JS = """
 (cases) => {

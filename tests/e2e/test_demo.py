@@ -18,7 +18,7 @@ pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwr
 
 from playwright.sync_api import expect
 
-from .pages import WAITING, Player, play, play_columns
+from .pages import WAITING, Player, close_codes, play, play_columns
 
 if TYPE_CHECKING:
     from .conftest import RelayServer
@@ -164,7 +164,9 @@ def test_third_browser_sees_seat_taken(open_player: OpenPlayer) -> None:
     expect(intruder.page.locator("#start-panel")).to_be_visible()
     expect(intruder.page.locator("#room-input")).to_have_value("busy room")
     intruder.page.click("#create-btn")
-    intruder.page.wait_for_function("window.__wsCloseCodes.filter((c) => c === 4409).length === 2")
+    expect(intruder.page.locator("html")).to_have_attribute(
+        "data-ws-close-codes", close_codes(4409, 4409)
+    )
     expect(intruder.status).to_contain_text("someone else is playing Red")
 
 

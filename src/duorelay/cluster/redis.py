@@ -51,7 +51,7 @@ import coredis
 import coredis.exceptions
 import trio
 
-from duorelay.cluster import run_callback
+from duorelay.cluster import buckets, run_callback
 from duorelay.cluster.leases import Leases
 from duorelay.cluster.publisher import Publisher
 from duorelay.core.backplane import Backplane, BackplaneUnavailable, Deliver, Sender
@@ -106,6 +106,7 @@ class RedisBackplane(Backplane):
     shared = True
 
     def __init__(self, url: str, prefix: str, lease: float, stats: Stats) -> None:
+        super().__init__()
         self.url = url
         self.prefix = prefix
         self.lease = lease
@@ -212,6 +213,19 @@ class RedisBackplane(Backplane):
         with its lease.
         """
         self._leases.release(self.name(key))
+
+    async def charge(self, key: str, rate: float, burst: int, cost: int = 1) -> bool:
+        """Whether token bucket ``key`` holds a token; if so, take ``cost`` (0 or 1).
+
+        One bucket for the whole cluster (:mod:`duorelay.cluster.buckets`).
+        While Redis is out of reach this process's own bucket of ``key`` is
+        used instead (the in-process :meth:`Backplane.charge`). Never raises
+        :class:`BackplaneUnavailable`.
+        """
+        try:
+            return await buckets.charge(self._command, self.name(key), rate, burst, cost)
+        except BackplaneUnavailable:
+            return await super().charge(key, rate, burst, cost)
 
     async def listen(
         self,

@@ -24,6 +24,10 @@ connecting (just after start) or reconnecting, the join waits for it that long
 at most; if it is still out of reach, ``listen`` or ``acquire`` then raises
 :class:`BackplaneUnavailable` and the join is refused with 1013.
 
+One more serves the app's abuse limits: ``await charge(key, rate, burst,
+cost)`` takes a token from a token bucket shared by every process (the
+failed-lookup limit per client address, docs/protocols.md section 2).
+
 ``release`` and ``unlisten`` are synchronous (they only queue the work), so a
 session calls them in ``finally`` blocks even while being cancelled
 (docs/architecture.md, invariants 6 and 7).
@@ -36,7 +40,13 @@ from typing import Protocol
 
 import trio
 
+from duorelay.core.limits import Buckets
 from duorelay.protocols.cluster import ClusterMessage
+
+MAX_BUCKETS = 10_000
+"""Token buckets :meth:`Backplane.charge` keeps in one process (about 250 bytes
+each, so about 2.5 MB at most): beyond it, the least recently charged one
+is forgotten."""
 
 UNAVAILABLE = "backplane unavailable: try again later"
 """The close reason sent with 1013 when the backplane is out of reach."""
@@ -73,6 +83,9 @@ class Backplane:
 
     node = "local"
     """This process's id in the cluster (in addresses that must be unique)."""
+
+    def __init__(self) -> None:
+        self._buckets = Buckets(MAX_BUCKETS)
 
     @property
     def available(self) -> bool:
@@ -113,6 +126,16 @@ class Backplane:
 
     def release(self, key: str) -> None:
         """Give ``key`` up (nothing to do in-process)."""
+
+    async def charge(self, key: str, rate: float, burst: int, cost: int = 1) -> bool:
+        """Whether token bucket ``key`` holds a token now; if so, take ``cost`` (0 or 1).
+
+        The bucket refills at ``rate`` tokens per second up to ``burst`` and
+        starts full. In-process: a bucket of this process, kept while it is not
+        full again, at most :data:`MAX_BUCKETS` of them
+        (:class:`~duorelay.core.limits.Buckets`). Never raises.
+        """
+        return self._buckets.charge(key, rate, burst, trio.current_time(), cost)
 
     async def listen(
         self,
