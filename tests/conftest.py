@@ -223,6 +223,15 @@ class RawClient:
         return event.code, event.reason
 
 
+async def ws_refused(server: Server, path: str) -> int:
+    """Ask to open websocket ``path``; the HTTP status of the server's refusal."""
+    client = await RawClient.handshake(server, path)
+    async with client.stream:
+        event = await client.next_event()
+    assert isinstance(event, ws_events.RejectConnection), event
+    return event.status_code
+
+
 async def http_get(
     server: Server, raw_path: str, source: str | None = None
 ) -> tuple[int, dict[str, str], bytes]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conftest import LogWatch, RawClient, Server, StartServer, http_get
+from conftest import LogWatch, RawClient, Server, StartServer, http_get, ws_refused
 from duorelay.cluster.redis import RedisBackplane
 from duorelay.core.limits import Buckets
 from duorelay.observability import Stats
@@ -71,6 +71,17 @@ async def test_successful_lookups_are_not_charged(start_server: StartServer) -> 
         # would otherwise still tell a guesser apart from a miss.
         assert (await http_get(server, f"/{code}"))[::2] == (429, LIMITED.encode())
         assert await ws_close(server, f"/{code}") == (4429, LIMITED)
+
+
+async def test_a_path_that_is_no_room_code_is_no_lookup(start_server: StartServer) -> None:
+    server = await start_server(**SLOW)
+    for path in ("/abcd", "/uttt", "/ABC1", "/abcd", "/uttt"):
+        status, _, body = await http_get(server, path)
+        assert status == 404 and body != b"Game not found"
+        assert await ws_refused(server, path) == 404
+    # none of them was charged: the bucket is still full
+    for _ in range(3):
+        assert (await http_get(server, "/ZZZZ"))[::2] == (404, b"Game not found")
 
 
 async def test_a_kamon_join_is_no_lookup(start_server: StartServer) -> None:

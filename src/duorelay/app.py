@@ -20,7 +20,7 @@ WMBP paths (``/CREATE``, ``/{CODE}``) are handed, as raw ASGI, to a
 :class:`~duorelay.core.session.Session`; any other websocket path goes to
 Quart, which has no websocket route and refuses it (HTTP 404). ``GET /{CODE}`` tells
 whether a WMBP room exists. The paths above keep priority over 4-letter codes:
-``/CREATE`` and every 4-character path are reserved for WMBP.
+``/CREATE`` and every path of 4 letters ``A``-``Z`` are reserved for WMBP.
 
 With ``DUORELAY_SANTORINI_PORT`` the Santorini tournament service
 (:mod:`duorelay.services.santorini`, repeat mode) runs in the serving nursery
@@ -63,6 +63,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from quart import Response, request, send_file
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import BaseConverter
 
 from duorelay.cluster import wmbp as cluster_wmbp
 from duorelay.cluster.redis import RedisBackplane
@@ -107,6 +108,13 @@ _HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?:
 """A Host header safe to put into the Content-Security-Policy."""
 
 log = logging.getLogger("duorelay")
+
+
+class RoomCodeConverter(BaseConverter):
+    """A URL part that is a WMBP room code: 4 letters ``A``-``Z`` (docs/protocols.md
+    section 2); other 4-character paths (``/uttt``) match no route here: 404."""
+
+    regex = "[A-Z]{4}"
 
 
 class DuoRelay(QuartTrio):
@@ -156,7 +164,8 @@ class DuoRelay(QuartTrio):
         self.add_url_rule("/static/<path:name>", "static", self._static)
         self.add_url_rule("/healthz", "healthz", self._healthz)
         self.add_url_rule("/metrics", "metrics", self._metrics)
-        self.add_url_rule("/<string(length=4):code>", "wmbp_room", self._wmbp_room)
+        self.url_map.converters["room_code"] = RoomCodeConverter
+        self.add_url_rule("/<room_code:code>", "wmbp_room", self._wmbp_room)
         self.before_serving(self._set_socket_options)
         self.before_serving(self._start_backplane)
         self.santorini: SantoriniServer | None = None
@@ -379,7 +388,7 @@ class DuoRelay(QuartTrio):
         """The handler of a websocket path, or None (Quart refuses it: 404).
 
         ``/ws`` and ``/ws/{namespace}``: Kamon relay. ``/CREATE``: a WMBP host.
-        ``/{CODE}``, any 4 characters: a WMBP client, under the failed-lookup
+        ``/{CODE}``, 4 letters ``A``-``Z``: a WMBP client, under the failed-lookup
         limit of client ``address`` (:meth:`_limit_lookups`). ``/santorini/live``
         and ``/santorini/live/...``: Santorini spectators.
         """

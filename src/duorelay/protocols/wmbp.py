@@ -30,11 +30,13 @@ MAX_UINT = 2**32 - 1
 
 CREATE_PATH = "/CREATE"
 
-_CODE_PATH = re.compile(r"/[^/]{4}")
+_CODE_PATH = re.compile(r"/[A-Z]{4}")
 
 
 def code_for_path(path: str) -> str | None:
-    """The room code of a client path ``/{CODE}`` (exactly 4 characters), or None."""
+    """The room code of a client path ``/{CODE}`` (exactly 4 letters ``A``-``Z``),
+    or None: other 4-character paths (lowercase ones such as ``/uttt``) are not
+    WMBP's (docs/protocols.md section 2, "Endpoints")."""
     return path[1:] if _CODE_PATH.fullmatch(path) else None
 
 
