@@ -91,11 +91,15 @@ StartServer = Callable[..., Any]
 
 
 @pytest.fixture
-async def start_server(nursery: trio.Nursery) -> StartServer:
-    """Start a server with the given settings overrides; stopped after the test."""
+async def start_server(nursery: trio.Nursery, tmp_path: Path) -> StartServer:
+    """Start a server with the given settings overrides; stopped after the test.
+
+    Its database is a file of the test's own folder (created only if used),
+    never one in the working directory."""
 
     async def start(**overrides: Any) -> Server:
-        settings = Settings(**{"static_dir": STATIC_DIR, **overrides})
+        defaults = {"static_dir": STATIC_DIR, "database_url": f"sqlite:///{tmp_path / 'db'}"}
+        settings = Settings(**{**defaults, **overrides})
         app = create_app(settings)
         config = RelayConfig(settings)
         config.bind = ["127.0.0.1:0"]

@@ -319,6 +319,32 @@ async def test_no_santorini_service_no_api(server: Server) -> None:
     assert b'src="/static/santorini/santorini.js"' in page
 
 
+async def test_a_server_without_the_service_serves_the_stored_tournaments(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    # `python -m duorelay santorini` stored a tournament; the web server started
+    # later on the same database, without a Santorini port, lists and replays it.
+    playing = await start_santorini(start_server, tmp_path)
+    async with trio.open_nursery() as nursery:
+        await register(playing, [Bot("alpha"), Bot("bravo")], nursery)
+    await tournaments_over(playing, 1)
+    _, played = await get_json(playing, "/santorini/api/tournaments/1")
+    archive = await start_server(database_url=f"sqlite:///{tmp_path / 'observers.db'}")
+    assert archive.app.santorini is None
+    assert await get_json(archive, "/santorini/api/tournaments/1") == (200, played)
+    game = played["games"][0]["id"]
+    status, body = await get_json(archive, f"/santorini/api/games/{game}")
+    assert status == 200 and body["events"][-1]["kind"] == "outcome"
+
+
+async def test_a_missing_database_file_is_not_created(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = await start_server(database_url=f"sqlite:///{tmp_path / 'none.db'}")
+    assert await get_json(server, "/santorini/api/tournaments") == (404, {"error": OFF})
+    assert not (tmp_path / "none.db").exists()
+
+
 async def test_an_empty_store_lists_nothing(start_server: StartServer, tmp_path: Path) -> None:
     server = await start_santorini(start_server, tmp_path)
     assert await get_json(server, "/santorini/api/tournaments") == (200, {"tournaments": []})

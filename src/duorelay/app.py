@@ -50,6 +50,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy.exc
 import trio
 from hypercorn.typing import (
     ASGIReceiveCallable,
@@ -62,6 +63,7 @@ from hypercorn.typing import (
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from quart import Response, request, send_file
 from quart_trio import QuartTrio
+from sqlalchemy.engine import make_url
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import BaseConverter
 
@@ -173,6 +175,9 @@ class DuoRelay(QuartTrio):
         self.santorini_web.install(self)
         if settings.santorini_port is not None:
             self.before_serving(self._start_santorini)
+        else:
+            self.before_serving(self._open_santorini_archive)
+            self.after_serving(self._close_santorini_archive)
         self.before_request(self._read_body)
         self.after_request(self.harden)
 
@@ -332,6 +337,31 @@ class DuoRelay(QuartTrio):
 
     async def _start_backplane(self) -> None:
         await self.nursery.start(self.backplane.run)
+
+    async def _open_santorini_archive(self) -> None:
+        """Without a Santorini service here, still serve the tournaments that
+        ``python -m duorelay santorini`` stored in ``DUORELAY_DATABASE_URL`` (the
+        page's list and replays; nothing is live): if that database exists. A
+        SQLite file that does not exist is not created (the API answers 404);
+        a database that cannot be opened is logged in one line, not fatal."""
+        url = make_url(self.settings.database_url)
+        if url.get_backend_name() == "sqlite" and not (
+            url.database and await trio.Path(url.database).is_file()
+        ):
+            return
+        store = Store(self.settings.database_url)
+        try:
+            await store.migrate()
+        except sqlalchemy.exc.SQLAlchemyError as error:
+            log.warning("santorini archive not served: %s", str(error).splitlines()[0])
+            store.close()
+            return
+        self.santorini_web.store = store
+
+    async def _close_santorini_archive(self) -> None:
+        store, self.santorini_web.store = self.santorini_web.store, None
+        if store is not None:
+            store.close()
 
     async def _start_santorini(self) -> None:
         """Run the Santorini tournament service (repeat mode) in the serving nursery,
