@@ -499,6 +499,18 @@ async def test_duplicate_names_are_renamed(tmp_path: Path) -> None:
     assert second.received[1] == "alpha" and first.received[0] == "alphaa"
 
 
+async def test_players_are_not_rate_limited(tmp_path: Path) -> None:
+    # One reply per 1000 s would make every player too slow if the websocket
+    # rate limit applied: a player answers at the referee's pace.
+    bots = [Bot("alpha"), Bot("bravo")]
+    async with santorini(
+        tmp_path, players=2, store=False, max_rate=0.001, max_burst=1, santorini_time_per_call=2.0
+    ) as harness:
+        await play(harness, bots)
+    assert [rows(r) for r in harness.results] == [[["bravo", "alpha"]]]
+    assert [bot.results is not None for bot in bots] == [True, True]
+
+
 # -- the lobby (section 6) ---------------------------------------------------------------
 
 

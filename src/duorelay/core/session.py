@@ -133,13 +133,15 @@ It releases what it claimed (seats) in its own ``finally``, synchronously.
 
 
 class Session:
-    """One websocket connection, from accept to the last frame.
+    """One connection (a websocket, or a TCP stream of JSON values), from
+    accept to the last frame.
 
     ``id`` is a process-unique connection number used in logs. ``where`` is set
     by the handler once it knows who the connection is (for example
     ``{"ns": "default", "room": "r", "seat": 0}``) and goes into every log line.
     ``frames_in`` and ``frames_out`` count frames read from and written to this
-    client.
+    client. ``rate_limited`` False skips the ``max_rate``/``max_burst`` limit
+    (a protocol whose clients only answer the server's requests).
     """
 
     __slots__ = (
@@ -166,7 +168,14 @@ class Session:
     remote = False
     """A session is a connection of this process (a :class:`Peer` that is not remote)."""
 
-    def __init__(self, websocket: Transport, settings: Settings, stats: Stats) -> None:
+    def __init__(
+        self,
+        websocket: Transport,
+        settings: Settings,
+        stats: Stats,
+        *,
+        rate_limited: bool = True,
+    ) -> None:
         self.id = next(_connection_ids)
         self.websocket = websocket
         self.settings = settings
@@ -174,7 +183,11 @@ class Session:
         self.where: dict[str, str | int] = {}
         self.frames_in = 0
         self.frames_out = 0
-        self._rate = TokenBucket(settings.max_rate, settings.max_burst, trio.current_time())
+        self._rate = (
+            TokenBucket(settings.max_rate, settings.max_burst, trio.current_time())
+            if rate_limited
+            else None
+        )
         self._handler_scope = trio.CancelScope()
         self._closing: Ending | None = None
         self._flush = False
@@ -253,10 +266,11 @@ class Session:
                 f"message too big: the limit is {self.settings.max_message_size} bytes",
             )
         self.frames_in += 1
-        now = trio.current_time()
-        ready = self._rate.take(now)
-        if ready > now:
-            await trio.sleep_until(ready)
+        if self._rate is not None:
+            now = trio.current_time()
+            ready = self._rate.take(now)
+            if ready > now:
+                await trio.sleep_until(ready)
         return frame
 
     def log(self, event: str, **fields: str | int | float | None) -> None:

@@ -190,9 +190,17 @@ class SantoriniServer:
         return [player for player in players if player.left is None]
 
     async def _serve_connection(self, stream: trio.SocketStream) -> None:
-        """One TCP connection, served as a session until it ends (trio closes the stream)."""
+        """One TCP connection, served as a session until it ends (trio closes the stream).
+
+        Not rate-limited: a player only answers the referee's requests, at the
+        referee's pace, and a value sent unasked beyond one closes it
+        (docs/santorini.md); ``DUORELAY_MAX_RATE`` would only slow a fast,
+        well-behaved bot down."""
         session = Session(
-            TcpTransport(stream, self.settings.santorini_max_value), self.settings, self.stats
+            TcpTransport(stream, self.settings.santorini_max_value),
+            self.settings,
+            self.stats,
+            rate_limited=False,
         )
         self.sessions.add(session)
         try:
