@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import stat
 import time
 from collections import Counter
 from functools import partial
@@ -54,9 +52,7 @@ import sqlalchemy.exc
 import trio
 from hypercorn.typing import (
     ASGIReceiveCallable,
-    ASGIReceiveEvent,
     ASGISendCallable,
-    ASGISendEvent,
     Scope,
     WebsocketScope,
 )
@@ -86,28 +82,17 @@ from duorelay.store.gateway import Store
 from duorelay.transport import hypercorn_shims
 from duorelay.transport.asgi import WebSocket
 from duorelay.transport.sockets import set_tcp_user_timeout_on_listeners
-
-TEXT_PLAIN = "text/plain; charset=utf-8"
-
-MAX_BODY_SIZE = 64 * 1024
-"""Largest HTTP request body, in bytes (Quart's ``MAX_CONTENT_LENGTH``); more: 413.
-No endpoint takes a body: this only bounds what a client can make the server read."""
+from duorelay.web import (
+    MAX_BODY_SIZE,
+    TEXT_PLAIN,
+    add_hardening_headers,
+    body_cut_after,
+    send_shielding_the_end,
+    static_file,
+)
 
 LOOKUP_LIMITED = "too many failed lookups: try again later"
 """The body of HTTP 429 and the reason of close 4429 past the failed-lookup limit."""
-
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; "
-    "style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'{websockets}; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-"""The default Content-Security-Policy, for the demo pages: scripts, styles and
-images from this server only (plus the pages' ``data:`` favicons and the one
-inline ``style`` attribute of ``index.html``), websockets to this host
-(``ws://HOST wss://HOST``, HOST from the request's Host header), no framing."""
-
-_HOST = re.compile(r"(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
-"""A Host header safe to put into the Content-Security-Policy."""
 
 log = logging.getLogger("duorelay")
 
@@ -175,7 +160,7 @@ class DuoRelay(QuartTrio):
         self.santorini_web.install(self)
         if settings.santorini_port is not None:
             self.before_serving(self._start_santorini)
-        else:
+        elif _database_exists(settings.database_url):
             self.before_serving(self._open_santorini_archive)
             self.after_serving(self._close_santorini_archive)
         self.before_request(self._read_body)
@@ -188,35 +173,10 @@ class DuoRelay(QuartTrio):
         return await self._send_static(name)
 
     async def _send_static(self, name: str) -> Response:
-        path = self.static_file(name)
+        path = static_file(self.static_root, name)
         if path is None:
             raise NotFound()
         return await send_file(path, conditional=True)
-
-    def static_file(self, name: str) -> Path | None:
-        """The file to serve for static path ``name``, or None (the caller answers 404).
-
-        Only a regular file whose resolved path (every symlink followed) is
-        inside the resolved static folder is served: a symlink to a file or a
-        folder outside it is not. Anything else (missing, a folder, a name
-        that is too long, holds NUL or cannot be encoded, any ``OSError``) is
-        logged in one line, without a traceback, and gives None.
-        """
-        try:
-            path = (self.static_root / name).resolve(strict=True)
-            mode = path.stat().st_mode
-        except (OSError, ValueError, RuntimeError) as error:  # RuntimeError: a symlink loop
-            reason = f"{type(error).__name__}: {getattr(error, 'strerror', None) or error}"
-        else:
-            if not path.is_relative_to(self.static_root):
-                reason = "outside the static folder"
-            elif not stat.S_ISREG(mode):
-                reason = "not a regular file"
-            else:
-                return path
-        shown = name if len(name) <= 80 else name[:80] + "..."
-        log.info("static %r not served: %s", shown, reason)
-        return None
 
     async def _read_body(self) -> Response | None:
         """Read the request body before any route: within ``body_timeout`` seconds,
@@ -240,16 +200,9 @@ class DuoRelay(QuartTrio):
         ``Referrer-Policy: no-referrer`` (the demo pages' URLs hold room names
         and codes: no other site learns them), and ``Content-Security-Policy``
         (``content_security_policy``, default :data:`CONTENT_SECURITY_POLICY`)."""
-        headers = response.headers
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["Referrer-Policy"] = "no-referrer"
-        policy = self.settings.content_security_policy
-        if policy is None:
-            host = request.host
-            websockets = f" ws://{host} wss://{host}" if _HOST.fullmatch(host) else ""
-            policy = CONTENT_SECURITY_POLICY.format(websockets=websockets)
-        if policy:
-            headers["Content-Security-Policy"] = policy
+        add_hardening_headers(
+            response.headers, self.settings.content_security_policy, request.host
+        )
         return response
 
     async def _healthz(self) -> dict[str, Any]:
@@ -344,11 +297,6 @@ class DuoRelay(QuartTrio):
         page's list and replays; nothing is live): if that database exists. A
         SQLite file that does not exist is not created (the API answers 404);
         a database that cannot be opened is logged in one line, not fatal."""
-        url = make_url(self.settings.database_url)
-        if url.get_backend_name() == "sqlite" and not (
-            url.database and await trio.Path(url.database).is_file()
-        ):
-            return
         store = Store(self.settings.database_url)
         try:
             await store.migrate()
@@ -397,7 +345,7 @@ class DuoRelay(QuartTrio):
         """Route a relay websocket to its session (or its refusal, which counts
         against no cap); everything else to Quart, HTTP with the request body cut
         after :data:`MAX_BODY_SIZE` and the last send of a response shielded
-        (:func:`_body_cut_after`, :func:`_send_shielding_the_end`)."""
+        (:mod:`duorelay.web`)."""
         if scope["type"] == "websocket":
             address = _address(scope)
             handler = self._websocket_handler(scope["path"], address)
@@ -410,8 +358,8 @@ class DuoRelay(QuartTrio):
                     await Session(websocket, self.settings, self.stats).run(refusal)
                 return
         if scope["type"] == "http":
-            receive = _body_cut_after(receive, MAX_BODY_SIZE)
-            send = partial(_send_shielding_the_end, send)
+            receive = body_cut_after(receive, MAX_BODY_SIZE)
+            send = partial(send_shielding_the_end, send)
         await super().asgi_app(scope, receive, send)
 
     def _websocket_handler(self, path: str, address: str) -> Handler | None:
@@ -511,56 +459,13 @@ class DuoRelay(QuartTrio):
             session.close(code, reason)
 
 
-def _body_cut_after(receive: ASGIReceiveCallable, limit: int) -> ASGIReceiveCallable:
-    """``receive`` for Quart, with the request body cut after ``limit`` + 1 bytes.
-
-    Quart 0.23 keeps a body it receives, in a queue without bound, until it is
-    complete, and only then compares its size with ``MAX_CONTENT_LENGTH`` (Quart
-    0.22 compares as it goes). So the body ends, for Quart, at the first byte
-    over the limit: Quart answers 413 at once; the rest is read and dropped.
-    """
-    received = 0
-
-    async def cut() -> ASGIReceiveEvent:
-        nonlocal received
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return message
-            if received > limit:
-                continue  # the body already ended for Quart: drop the rest
-            body = message.get("body", b"")
-            if received + len(body) <= limit:
-                received += len(body)
-                return message
-            keep = limit + 1 - received
-            received = limit + 1
-            return {"type": "http.request", "body": body[:keep], "more_body": False}
-
-    return cut
-
-
-RESPONSE_END_TIMEOUT = 5.0
-"""Seconds the last message of an HTTP response may take to send (shielded)."""
-
-
-async def _send_shielding_the_end(send: ASGISendCallable, message: ASGISendEvent) -> None:
-    """``send`` for Quart, the last body message of a response shielded from
-    cancellation for at most :data:`RESPONSE_END_TIMEOUT` seconds.
-
-    Hypercorn finishes the connection inside that send: it reports
-    ``http.disconnect`` to the app, then closes the connection (a response with
-    ``Connection: close``, such as a 408 before the body was read) or readies
-    it for the next request. quart-trio cancels the app's tasks as soon as it
-    reads that ``http.disconnect``, which cancelled the send before the close:
-    the connection then stayed open, the client still sending its body.
-    """
-    if message["type"] == "http.response.body" and not message.get("more_body", False):
-        with trio.move_on_after(RESPONSE_END_TIMEOUT) as scope:
-            scope.shield = True
-            await send(message)
-    else:
-        await send(message)
+def _database_exists(url: str) -> bool:
+    """Whether the database at ``url`` may hold stored games: a SQLite file that
+    exists, or any other database (a server's)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    return bool(parsed.database) and Path(parsed.database or "").is_file()
 
 
 def _address(scope: WebsocketScope) -> str:

@@ -196,7 +196,7 @@ async def run_clients(config: ClientsConfig) -> list[Bot]:
         for bot in bots:
             streams.append(await trio.open_tcp_stream(config.ip, config.port))
             await bot.register(streams[-1])
-    except BaseException:
+    except BaseException:  # the connected ones closed, then re-raised (Cancelled included)
         for stream in streams:
             await trio.aclose_forcefully(stream)
         raise
