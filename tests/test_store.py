@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, select
 
-from duorelay.store.gateway import Store
+from duorelay.store.gateway import Store, StoreClosed
 from duorelay.store.schema import match_events, matches, metadata
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -121,3 +121,37 @@ async def test_a_cancelled_call_still_finishes_its_transaction(store: Store) -> 
         release.set()
         await done.wait()
     assert await store.run(count_events) == 1
+
+
+async def test_close_while_a_call_is_under_way_closes_its_connection_after(store: Store) -> None:
+    await store.run(new_match)
+    entered = trio.Event()
+    release = trio.Event()
+    done = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def slow_write(connection: Connection) -> None:
+        add_event(connection, 1)
+        trio.from_thread.run_sync(entered.set, trio_token=token)
+        trio.from_thread.run(release.wait, trio_token=token)
+
+    async def call() -> None:
+        await store.run(slow_write)
+        done.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(call)
+        await entered.wait()
+        pool = store.engine.pool
+        store.close()
+        with pytest.raises(StoreClosed):
+            await store.run(count_events)
+        release.set()
+        await done.wait()
+    # The call committed, and its connection was closed, not left in a pool.
+    assert pool.checkedin() == 0 and pool.checkedout() == 0
+    reopened = Store(store.url)
+    try:
+        assert await reopened.run(count_events) == 1
+    finally:
+        reopened.close()

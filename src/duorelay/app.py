@@ -162,7 +162,6 @@ class DuoRelay(QuartTrio):
             self.before_serving(self._start_santorini)
         elif _database_exists(settings.database_url):
             self.before_serving(self._open_santorini_archive)
-            self.after_serving(self._close_santorini_archive)
         self.before_request(self._read_body)
         self.after_request(self.harden)
 
@@ -294,9 +293,11 @@ class DuoRelay(QuartTrio):
     async def _open_santorini_archive(self) -> None:
         """Without a Santorini service here, still serve the tournaments that
         ``python -m duorelay santorini`` stored in ``DUORELAY_DATABASE_URL`` (the
-        page's list and replays; nothing is live): if that database exists. A
-        SQLite file that does not exist is not created (the API answers 404);
-        a database that cannot be opened is logged in one line, not fatal."""
+        page's list and replays; nothing is live), when that database exists
+        (decided at start: a SQLite file that does not exist is not created).
+        A database that cannot be opened is logged in one line, not fatal. The
+        store is held by a task of the serving nursery and closed when it is
+        cancelled (shutdown)."""
         store = Store(self.settings.database_url)
         try:
             await store.migrate()
@@ -304,12 +305,21 @@ class DuoRelay(QuartTrio):
             log.warning("santorini archive not served: %s", str(error).splitlines()[0])
             store.close()
             return
-        self.santorini_web.store = store
-
-    async def _close_santorini_archive(self) -> None:
-        store, self.santorini_web.store = self.santorini_web.store, None
-        if store is not None:
+        except BaseException:  # closed, then re-raised (trio.Cancelled included)
             store.close()
+            raise
+
+        async def hold(task_status: trio.TaskStatus[None]) -> None:
+            web = self.santorini_web
+            web.store = store
+            try:
+                task_status.started()
+                await trio.sleep_forever()
+            finally:
+                web.store = None
+                store.close()
+
+        await self.nursery.start(hold)
 
     async def _start_santorini(self) -> None:
         """Run the Santorini tournament service (repeat mode) in the serving nursery,
@@ -317,7 +327,11 @@ class DuoRelay(QuartTrio):
         settings = self.settings
         assert settings.santorini_port is not None
         store = Store(settings.database_url)
-        await store.migrate()
+        try:
+            await store.migrate()
+        except BaseException:  # closed, then re-raised (trio.Cancelled included)
+            store.close()
+            raise
         config = ServerConfig(
             settings.santorini_min_players,
             settings.santorini_waiting_for,

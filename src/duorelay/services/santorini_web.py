@@ -59,7 +59,7 @@ from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols import santorini as wire
 from duorelay.referee.record import GAME
 from duorelay.referee.spectators import TOURNAMENTS, SpectatorHub
-from duorelay.store.gateway import Store
+from duorelay.store.gateway import Store, StoreClosed
 from duorelay.store.schema import match_events, matches, tournaments
 
 LIST_LIMIT = 50
@@ -223,6 +223,8 @@ class SantoriniWeb:
             body = await self.store.run(fn)
         except NotFound as missing:
             return _error(str(missing), 404)
+        except StoreClosed:  # the service is stopping
+            return _error(OFF, 404)
         return Response(json.dumps(body), content_type="application/json")
 
     async def _tournaments(self) -> Response:
@@ -267,6 +269,8 @@ class SantoriniWeb:
                 game = await store.run(partial(get_game, match_id=match_id))
             except NotFound as missing:
                 raise ProtocolError(CloseCode.NOT_FOUND, str(missing)) from None
+            except StoreClosed:  # the service is stopping
+                raise ProtocolError(CloseCode.GOING_AWAY, OFF) from None
             state = state_message(game)
             self.hub.start(subscription, json.dumps(state), state["seq"])
             if game["status"] == "over":

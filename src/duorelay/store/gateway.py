@@ -77,27 +77,37 @@ def alembic_config() -> Config:
     return config
 
 
+class StoreClosed(RuntimeError):
+    """:meth:`Store.run` or :meth:`Store.migrate` after :meth:`Store.close`."""
+
+
 class Store:
     """The database of one process: ``await store.run(fn)`` runs ``fn(connection)``
     in one transaction.
 
     ``url`` is a SQLAlchemy URL (``DUORELAY_DATABASE_URL``). :meth:`migrate`
-    brings the schema to the newest revision; :meth:`close` releases the pool.
+    brings the schema to the newest revision; :meth:`close` releases the pool:
+    at once, or, while calls are under way, when the last of them returns (a
+    pool disposed under a running call would leave that call's connection
+    open). A call after :meth:`close` raises :class:`StoreClosed`.
     """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
         self._limiter = trio.CapacityLimiter(POOL_SIZE)
+        self._calls = 0
+        self._closed = False
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(connection)`` in one transaction in a worker thread; its result.
 
         Committed when ``fn`` returns, rolled back when it raises (the error
         is raised here: ``sqlalchemy.exc.IntegrityError`` for a duplicate key,
-        ``sqlalchemy.exc.OperationalError`` when the database is out of reach).
+        ``sqlalchemy.exc.OperationalError`` when the database is out of reach,
+        :class:`StoreClosed` after :meth:`close`).
         """
-        return await trio.to_thread.run_sync(self._transaction, fn, limiter=self._limiter)
+        return await self._call(self._transaction, fn)
 
     def _transaction(self, fn: Callable[[Connection], T]) -> T:
         with self.engine.begin() as connection:
@@ -105,7 +115,7 @@ class Store:
 
     async def migrate(self, revision: str = "head") -> None:
         """Upgrade the schema to ``revision`` (Alembic); logs each step."""
-        await trio.to_thread.run_sync(self._migrate, revision, limiter=self._limiter)
+        await self._call(self._migrate, revision)
 
     def _migrate(self, revision: str) -> None:
         config = alembic_config()
@@ -113,6 +123,29 @@ class Store:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 
+    async def _call(self, work: Callable[[Any], T], argument: Any) -> T:
+        """``work(argument)`` in a worker thread, counted as under way."""
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        self._calls += 1
+        try:
+            return await trio.to_thread.run_sync(
+                self._unless_closed, work, argument, limiter=self._limiter
+            )
+        finally:
+            self._calls -= 1
+            if self._closed and not self._calls:
+                self.engine.dispose()
+
+    def _unless_closed(self, work: Callable[[Any], T], argument: Any) -> T:
+        if self._closed:  # closed while this call waited for a thread
+            raise StoreClosed("the store is closed")
+        return work(argument)
+
     def close(self) -> None:
-        """Close every pooled connection; synchronous."""
-        self.engine.dispose()
+        """Close the store: no call starts after this; the pooled connections are
+        closed now, or when the last call under way returns. Synchronous,
+        idempotent."""
+        self._closed = True
+        if not self._calls:
+            self.engine.dispose()
