@@ -45,11 +45,8 @@ import math
 import time
 from collections import Counter
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-import sqlalchemy.exc
-import trio
 from hypercorn.typing import (
     ASGIReceiveCallable,
     ASGISendCallable,
@@ -59,7 +56,6 @@ from hypercorn.typing import (
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from quart import Response, request, send_file
 from quart_trio import QuartTrio
-from sqlalchemy.engine import make_url
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import BaseConverter
 
@@ -71,14 +67,13 @@ from duorelay.observability import Stats, StatsCollector, configure_logging
 from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols import wmbp as wmbp_protocol
 from duorelay.protocols.kamon import namespace_for_path
-from duorelay.referee.record import Recorder
 from duorelay.referee.spectators import SpectatorHub
 from duorelay.relay import kamon, wmbp
 from duorelay.relay.rooms import Registry
-from duorelay.services.santorini import SantoriniServer, ServerConfig
+from duorelay.services.santorini import SantoriniServer
+from duorelay.services.santorini_beside import database_exists, hold_archive, serve_tournaments
 from duorelay.services.santorini_web import SantoriniWeb
 from duorelay.settings import Settings, load_settings
-from duorelay.store.gateway import Store
 from duorelay.transport import hypercorn_shims
 from duorelay.transport.asgi import WebSocket
 from duorelay.transport.sockets import set_tcp_user_timeout_on_listeners
@@ -160,7 +155,7 @@ class DuoRelay(QuartTrio):
         self.santorini_web.install(self)
         if settings.santorini_port is not None:
             self.before_serving(self._start_santorini)
-        elif _database_exists(settings.database_url):
+        elif database_exists(settings.database_url):
             self.before_serving(self._open_santorini_archive)
         self.before_request(self._read_body)
         self.after_request(self.harden)
@@ -290,68 +285,17 @@ class DuoRelay(QuartTrio):
     async def _start_backplane(self) -> None:
         await self.nursery.start(self.backplane.run)
 
-    async def _open_santorini_archive(self) -> None:
-        """Without a Santorini service here, still serve the tournaments that
-        ``python -m duorelay santorini`` stored in ``DUORELAY_DATABASE_URL`` (the
-        page's list and replays; nothing is live), when that database exists
-        (decided at start: a SQLite file that does not exist is not created).
-        A database that cannot be opened is logged in one line, not fatal. The
-        store is held by a task of the serving nursery and closed when it is
-        cancelled (shutdown)."""
-        store = Store(self.settings.database_url)
-        try:
-            await store.migrate()
-        except sqlalchemy.exc.SQLAlchemyError as error:
-            log.warning("santorini archive not served: %s", str(error).splitlines()[0])
-            store.close()
-            return
-        except BaseException:  # closed, then re-raised (trio.Cancelled included)
-            store.close()
-            raise
-
-        async def hold(task_status: trio.TaskStatus[None]) -> None:
-            web = self.santorini_web
-            web.store = store
-            try:
-                task_status.started()
-                await trio.sleep_forever()
-            finally:
-                web.store = None
-                store.close()
-
-        await self.nursery.start(hold)
-
     async def _start_santorini(self) -> None:
-        """Run the Santorini tournament service (repeat mode) in the serving nursery,
-        beside the websocket relay; its store is ``DUORELAY_DATABASE_URL``."""
-        settings = self.settings
-        assert settings.santorini_port is not None
-        store = Store(settings.database_url)
-        try:
-            await store.migrate()
-        except BaseException:  # closed, then re-raised (trio.Cancelled included)
-            store.close()
-            raise
-        config = ServerConfig(
-            settings.santorini_min_players,
-            settings.santorini_waiting_for,
-            repeat=True,
-            port=settings.santorini_port,
-            host=settings.santorini_host,
+        """The Santorini tournament service (repeat mode) beside the relay, in the
+        serving nursery (:func:`~duorelay.services.santorini_beside.serve_tournaments`)."""
+        self.santorini = await self.nursery.start(
+            serve_tournaments, self.settings, self.stats, self.santorini_web
         )
-        web = self.santorini_web
-        self.santorini = SantoriniServer(config, settings, self.stats, Recorder(store, web.hub))
-        web.store = store
 
-        async def serve(task_status: trio.TaskStatus[tuple[str, int]]) -> None:
-            assert self.santorini is not None
-            try:
-                await self.santorini.run(task_status=task_status)
-            finally:
-                web.store = None
-                store.close()
-
-        await self.nursery.start(serve)
+    async def _open_santorini_archive(self) -> None:
+        """The stored tournaments for the observers, without a service here
+        (:func:`~duorelay.services.santorini_beside.hold_archive`)."""
+        await self.nursery.start(hold_archive, self.settings.database_url, self.santorini_web)
 
     async def asgi_app(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -471,15 +415,6 @@ class DuoRelay(QuartTrio):
         self.shutting_down = True
         for session in list(self.sessions):
             session.close(code, reason)
-
-
-def _database_exists(url: str) -> bool:
-    """Whether the database at ``url`` may hold stored games: a SQLite file that
-    exists, or any other database (a server's)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return True
-    return bool(parsed.database) and Path(parsed.database or "").is_file()
 
 
 def _address(scope: WebsocketScope) -> str:

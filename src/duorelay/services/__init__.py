@@ -5,5 +5,7 @@
 - :mod:`~duorelay.services.santorini_clients`: built-in Santorini players
   (bots) and the course's client harness.
 - :mod:`~duorelay.services.santorini_web`: the Santorini observers: the page,
-  its JSON API and its live websocket feeds.
+  its JSON API and its live websocket feeds;
+- :mod:`~duorelay.services.santorini_beside`: the Santorini service (or only
+  its stored games) inside the web server.
 """
