@@ -198,6 +198,33 @@ class Settings(BaseSettings):
         description="Seconds a join waits for the backplane (Redis) while it connects "
         "or reconnects, before it is refused with 1013.",
     )
+    login_rate: Annotated[float, Field(gt=0)] = Field(
+        default=0.2,
+        description="Login and sign-up attempts a second, per client address and per "
+        "account name (each attempt costs an Argon2 hash).",
+    )
+    login_burst: Annotated[int, Field(gt=0)] = Field(
+        default=10, description="Login attempts in a burst, per address and per name."
+    )
+    password_profile: Literal["rfc9106-low-memory", "cheapest"] = Field(
+        default="rfc9106-low-memory",
+        description="Argon2id cost of new password hashes: rfc9106-low-memory (t=3, "
+        "64 MiB, p=4) or cheapest (for tests only).",
+    )
+    jwt_secret: str | None = Field(
+        default=None,
+        min_length=32,
+        description="Key that signs the XO API's tokens (HS256, at least 32 characters). "
+        "Unset: generated on first start and kept in the database.",
+    )
+    token_lifetime: Annotated[float, Field(gt=0)] = Field(
+        default=1800.0, description="Seconds an XO login or per-game token is valid."
+    )
+    uttt_revoke_time: Annotated[float, Field(gt=0)] = Field(
+        default=7 * 24 * 3600.0,
+        description="Seconds a UTTT match may go without a move; then the player on "
+        "turn loses it.",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="text: one readable line per event; json: one JSON object."
     )
