@@ -115,7 +115,13 @@ async def start_server(nursery: trio.Nursery, tmp_path: Path) -> StartServer:
     never one in the working directory."""
 
     async def start(**overrides: Any) -> Server:
-        defaults = {"static_dir": STATIC_DIR, "database_url": f"sqlite:///{tmp_path / 'db'}"}
+        defaults = {
+            "static_dir": STATIC_DIR,
+            "database_url": f"sqlite:///{tmp_path / 'db'}",
+            # Tests log in often from one address; the limits' own tests set them.
+            "password_profile": "cheapest",
+            "login_burst": 1000,
+        }
         settings = Settings(**{**defaults, **overrides})
         app = create_app(settings)
         config = RelayConfig(settings)
@@ -312,6 +318,18 @@ def all_tasks() -> list[trio.lowlevel.Task]:
 
 def task_names() -> list[str]:
     return sorted(task.name for task in all_tasks())
+
+
+SERVICE_TASKS = ("RefereeStore.hold", "Matches.run")
+"""Tasks of the serving nursery that live as long as the server, not a connection."""
+
+
+def leftover_tasks() -> list[str]:
+    """duorelay's tasks now, but for the :data:`SERVICE_TASKS`: after everyone
+    left, none should be there."""
+    return [
+        name for name in task_names() if "duorelay" in name and not name.endswith(SERVICE_TASKS)
+    ]
 
 
 def tasks_in(function: str) -> list[trio.lowlevel.Task]:

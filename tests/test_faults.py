@@ -22,8 +22,8 @@ from conftest import (
     Server,
     StartServer,
     closed_with,
+    leftover_tasks,
     settle,
-    task_names,
     tasks_in,
 )
 
@@ -223,7 +223,7 @@ async def test_chaos_leaves_nothing_behind(start_server: StartServer) -> None:
         tracemalloc.stop()
     assert len(server.app.rooms) == 0
     assert not server.app.sessions
-    assert not [name for name in task_names() if "duorelay" in name]
+    assert not leftover_tasks()
     assert after - before < 64 * 1024, (before, after)
 
 

@@ -195,6 +195,7 @@ async def test_socket_released_at_once_when_the_client_resets(
     start_server: StartServer,
 ) -> None:
     server = await start_server(ping_interval=60, idle_timeout=120)
+    await server.app.referee.get()  # the database's files are open
     before = open_fds()
     client = await RawClient.open(server)
     await client.send("* gone_0")

@@ -23,8 +23,8 @@ from conftest import (
     StartServer,
     closed_with,
     http_get,
+    leftover_tasks,
     settle,
-    task_names,
     ws_refused,
 )
 
@@ -445,7 +445,7 @@ async def test_clients_waiting_on_a_full_host_are_freed_when_it_leaves(
     await settle()
     assert len(server.app.rooms) == 0
     assert not server.app.sessions
-    assert not [name for name in task_names() if "duorelay" in name]
+    assert not leftover_tasks()
 
 
 async def test_100_clients_in_one_room(start_server: StartServer) -> None:

@@ -70,8 +70,9 @@ from duorelay.protocols.kamon import namespace_for_path
 from duorelay.referee.spectators import SpectatorHub
 from duorelay.relay import kamon, wmbp
 from duorelay.relay.rooms import Registry
+from duorelay.services.referee_store import RefereeStore
 from duorelay.services.santorini import SantoriniServer
-from duorelay.services.santorini_beside import database_exists, hold_archive, serve_tournaments
+from duorelay.services.santorini_beside import serve_tournaments
 from duorelay.services.santorini_web import SantoriniWeb
 from duorelay.settings import Settings, load_settings
 from duorelay.transport import hypercorn_shims
@@ -150,13 +151,17 @@ class DuoRelay(QuartTrio):
         self.add_url_rule("/<room_code:code>", "wmbp_room", self._wmbp_room)
         self.before_serving(self._set_socket_options)
         self.before_serving(self._start_backplane)
+        self.referee = RefereeStore(settings)
+        """The store and accounts of the turn-based services, opened by a task of
+        the serving nursery (:class:`~duorelay.services.referee_store.RefereeStore`)."""
+        self.before_serving(self._open_referee_store)
         self.santorini: SantoriniServer | None = None
-        self.santorini_web = SantoriniWeb(SpectatorHub(settings.outbox_size), self.static_root)
+        self.santorini_web = SantoriniWeb(
+            SpectatorHub(settings.outbox_size), self.static_root, self.referee
+        )
         self.santorini_web.install(self)
         if settings.santorini_port is not None:
             self.before_serving(self._start_santorini)
-        elif database_exists(settings.database_url):
-            self.before_serving(self._open_santorini_archive)
         self.before_request(self._read_body)
         self.after_request(self.harden)
 
@@ -285,17 +290,17 @@ class DuoRelay(QuartTrio):
     async def _start_backplane(self) -> None:
         await self.nursery.start(self.backplane.run)
 
+    async def _open_referee_store(self) -> None:
+        """The store of the turn-based services, held by a task of the serving
+        nursery until shutdown (serving starts while it opens)."""
+        await self.nursery.start(self.referee.hold)
+
     async def _start_santorini(self) -> None:
         """The Santorini tournament service (repeat mode) beside the relay, in the
         serving nursery (:func:`~duorelay.services.santorini_beside.serve_tournaments`)."""
         self.santorini = await self.nursery.start(
-            serve_tournaments, self.settings, self.stats, self.santorini_web
+            serve_tournaments, self.settings, self.stats, self.santorini_web, self.referee
         )
-
-    async def _open_santorini_archive(self) -> None:
-        """The stored tournaments for the observers, without a service here
-        (:func:`~duorelay.services.santorini_beside.hold_archive`)."""
-        await self.nursery.start(hold_archive, self.settings.database_url, self.santorini_web)
 
     async def asgi_app(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable

@@ -6,6 +6,9 @@
   (bots) and the course's client harness.
 - :mod:`~duorelay.services.santorini_web`: the Santorini observers: the page,
   its JSON API and its live websocket feeds;
-- :mod:`~duorelay.services.santorini_beside`: the Santorini service (or only
-  its stored games) inside the web server.
+- :mod:`~duorelay.services.santorini_beside`: the Santorini service inside
+  the web server.
+- :mod:`~duorelay.services.referee_store`: the one store of the web server
+  (migrated at start, closed at shutdown) and the accounts, shared by the
+  turn-based services and the Santorini observers.
 """

@@ -59,6 +59,7 @@ from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols import santorini as wire
 from duorelay.referee.record import GAME
 from duorelay.referee.spectators import TOURNAMENTS, SpectatorHub
+from duorelay.services.referee_store import RefereeStore, StoreUnavailable
 from duorelay.store.gateway import Store, StoreClosed
 from duorelay.store.schema import match_events, matches, tournaments
 
@@ -191,14 +192,24 @@ def state_message(game: dict[str, Any]) -> dict[str, Any]:
 class SantoriniWeb:
     """The observers' side of the Santorini service, for one app.
 
-    ``hub`` is the observer given to the tournament's recorder; ``store`` is
-    the service's store while it runs (``None``: no tournaments here, the API
-    answers 404); ``static_dir`` holds ``santorini/index.html``.
+    ``hub`` is the observer given to the tournament's recorder; ``referee``
+    holds the app's store (``None``, or a database that could not be opened:
+    no tournaments here, the API answers 404); ``static_dir`` holds
+    ``santorini/index.html``.
     """
 
     hub: SpectatorHub
     static_dir: Path
-    store: Store | None = None
+    referee: RefereeStore | None = None
+
+    async def _store(self) -> Store | None:
+        """The store, once open; ``None`` if there is none."""
+        if self.referee is None:
+            return None
+        try:
+            return (await self.referee.get()).store
+        except StoreUnavailable:
+            return None
 
     def install(self, app: Quart) -> None:
         """Add the page's and the API's routes to ``app``."""
@@ -217,10 +228,11 @@ class SantoriniWeb:
         return await send_from_directory(self.static_dir / PAGE_DIR, "index.html")
 
     async def _query(self, fn: Any) -> Response:
-        if self.store is None:
+        store = await self._store()
+        if store is None:
             return _error(OFF, 404)
         try:
-            body = await self.store.run(fn)
+            body = await store.run(fn)
         except NotFound as missing:
             return _error(str(missing), 404)
         except StoreClosed:  # the service is stopping
@@ -251,17 +263,18 @@ class SantoriniWeb:
             return partial(self.watch_game, match_id=path.removeprefix(LIVE_PATH + "/"))
         return None
 
-    def _open_store(self) -> Store:
-        if self.store is None:
+    async def _open_store(self) -> Store:
+        store = await self._store()
+        if store is None:
             raise ProtocolError(CloseCode.NOT_FOUND, OFF)
-        return self.store
+        return store
 
     async def watch_game(self, session: Session, match_id: str) -> None:
         """The game feed's handler (module docstring): subscribe, load, start, then
         read (and ignore) until the spectator leaves or the hub closes it."""
         if not MATCH_ID.fullmatch(match_id):
             raise ProtocolError(CloseCode.BAD_REQUEST, "a game id is 32 lowercase hex characters")
-        store = self._open_store()
+        store = await self._open_store()
         session.where = {"watching": match_id}
         subscription = self.hub.subscribe(match_id, session, pending=True)
         try:
@@ -282,7 +295,7 @@ class SantoriniWeb:
 
     async def follow_tournaments(self, session: Session) -> None:
         """The tournaments feed's handler: events until the spectator leaves."""
-        self._open_store()
+        await self._open_store()
         session.where = {"watching": "tournaments"}
         subscription = self.hub.subscribe(TOURNAMENTS, session, pending=False)
         try:
