@@ -4,17 +4,20 @@ Default sessions: tests on Python 3.11 and 3.13 (pip resolves quart-trio 0.12 wi
 Quart 0.22 on 3.11 and quart-trio 0.13 with Quart 0.23 on 3.13), ruff (lint and
 format check), mypy (strict) on ``src/`` with the import layers (import-linter),
 scaleout: several duorelay processes on one real redis-server (``tests/scaleout``),
-and e2e: the browser tests in ``tests/e2e`` (Playwright driving Debian's Chromium at
-/usr/bin/chromium against the real server).
+postgres: the tests marked ``postgres`` (the store's, on a throwaway PostgreSQL
+cluster; the tests sessions run them on SQLite only), and e2e: the browser tests
+in ``tests/e2e`` (Playwright driving Debian's Chromium at /usr/bin/chromium
+against the real server).
 """
 
+import glob
 import os
 import shutil
 from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "scaleout", "lint", "typecheck", "e2e"]
+nox.options.sessions = ["tests", "scaleout", "postgres", "lint", "typecheck", "e2e"]
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = True
 
@@ -22,14 +25,27 @@ PYTHONS = ["3.11", "3.13"]
 # Playwright's own browser download is not used (nor reachable): the e2e tests
 # launch this Chromium, Debian's package `chromium`.
 CHROMIUM = os.environ.get("DUORELAY_E2E_CHROMIUM", "/usr/bin/chromium")
+# Debian's package `postgresql` puts initdb, pg_ctl and postgres in
+# /usr/lib/postgresql/VERSION/bin (not on PATH); tests/postgres.py looks there too.
+POSTGRES_BINDIRS = os.environ.get("DUORELAY_POSTGRES_BINDIR", "/usr/lib/postgresql/*/bin")
 
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Run the test suite against a real Hypercorn server (browser tests: see e2e)."""
+    """Run the test suite against a real Hypercorn server (browser tests: see e2e).
+
+    The store's tests run on SQLite here; their PostgreSQL cases (marker
+    ``postgres``) are deselected: see the postgres session."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
-    session.run("pytest", "--ignore=tests/e2e", "--ignore=tests/scaleout", *session.posargs)
+    session.run(
+        "pytest",
+        "--ignore=tests/e2e",
+        "--ignore=tests/scaleout",
+        "-m",
+        "not postgres",
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHONS)
@@ -46,6 +62,37 @@ def scaleout(session: nox.Session) -> None:
         session.skip(msg)
     session.install("-e", ".[test]")
     session.run("pytest", "tests/scaleout", *session.posargs)
+
+
+@nox.session(python=PYTHONS)
+def postgres(session: nox.Session) -> None:
+    """The tests marked ``postgres``: the store on PostgreSQL (psycopg), migrations
+    included, on a throwaway cluster that tests/postgres.py starts on a free port
+    and removes after.
+
+    Needs Debian's PostgreSQL server binaries in /usr/lib/postgresql/*/bin
+    (``apt-get install postgresql``; .ci/run does it) or in
+    $DUORELAY_POSTGRES_BINDIR; under root, also the ``postgres`` user that package
+    creates (PostgreSQL refuses to run as root). Without them: fails in CI ($CI
+    set), skips elsewhere.
+    """
+    if not any(Path(path, "initdb").is_file() for path in glob.glob(POSTGRES_BINDIRS)):
+        msg = (
+            f"postgres: no PostgreSQL server binaries in {POSTGRES_BINDIRS}. Install "
+            "Debian's package postgresql (apt-get install postgresql)"
+        )
+        if _ci():
+            session.error(msg)
+        session.skip(msg)
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "--ignore=tests/e2e",
+        "--ignore=tests/scaleout",
+        "-m",
+        "postgres",
+        *session.posargs,
+    )
 
 
 @nox.session(python="3.11")

@@ -38,6 +38,10 @@ from duorelay.app import DuoRelay, create_app
 from duorelay.cli import RelayConfig
 from duorelay.settings import Settings
 
+pytest_plugins = ["postgres"]
+"""tests/postgres.py: the ``database_url`` fixture (SQLite and PostgreSQL) and the
+throwaway PostgreSQL cluster behind it."""
+
 ROOT = Path(__file__).resolve().parent.parent
 STATIC_DIR = ROOT / "src" / "duorelay" / "static"
 """The demo site, shipped in the package: the default ``DUORELAY_STATIC_DIR``."""

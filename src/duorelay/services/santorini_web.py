@@ -83,7 +83,8 @@ def _time(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:  # SQLite keeps no time zone: every time stored is UTC
         value = value.replace(tzinfo=UTC)
-    return value.isoformat()
+    # PostgreSQL answers in its session's time zone (the server's default): UTC here.
+    return value.astimezone(UTC).isoformat()
 
 
 def _tournament(row: Any) -> dict[str, Any]:

@@ -16,7 +16,8 @@ record it wrote is never unknown to it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -66,6 +67,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
+
+
+class MigrationError(RuntimeError):
+    """A migration left rows pointing at rows that do not exist (SQLite)."""
+
+
+@contextmanager
+def migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection of ``engine`` in one transaction, for Alembic's migrations.
+
+    On SQLite, foreign keys are not enforced meanwhile: SQLite changes a table
+    (Alembic's batch mode) by copying it and dropping the old one, and dropping
+    a table that other rows point to fails while they are enforced. They are
+    switched off before the transaction (the pragma does nothing inside one),
+    checked at its end (``PRAGMA foreign_key_check``: a dangling reference
+    raises :class:`MigrationError` and rolls the migration back), and on again
+    after it, as SQLite's documentation of ``ALTER TABLE`` prescribes.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name != "sqlite":
+            with connection.begin():
+                yield connection
+            return
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+        try:
+            with connection.begin():
+                yield connection
+                dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if dangling:
+                    raise MigrationError(f"rows point at missing rows: {dangling[:5]}")
+        finally:
+            try:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+            except BaseException:
+                connection.invalidate()  # never back in the pool without foreign keys
+                raise
 
 
 def alembic_config() -> Config:
@@ -119,7 +158,7 @@ class Store:
 
     def _migrate(self, revision: str) -> None:
         config = alembic_config()
-        with self.engine.begin() as connection:
+        with migration_connection(self.engine) as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 
