@@ -62,7 +62,10 @@ async def refused(ws: WebSocketConnection, frame: str | bytes, error: str) -> No
     assert await reply(ws) == {"ok": False, "error": error}
 
 
-async def test_refused_commands_store_and_broadcast_nothing(server: Server) -> None:
+async def test_refused_commands_store_and_broadcast_nothing(
+    start_server: StartServer, database_url: str
+) -> None:
+    server = await start_server(database_url=database_url)
     game = await started(server)
     (x, _), (o, _) = game.x, game.o
     async with server.connect() as wx, server.connect() as wo:
