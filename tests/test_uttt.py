@@ -447,10 +447,15 @@ async def test_many_match_requests_are_bounded(start_server: StartServer) -> Non
     async with logged_in(server, "ann") as ann, logged_in(server, "bob") as bob:
         await ann.send("match_request", {"player": None})
         await ann.expect("match_request_response")
-        for _ in range(2000):
-            await ann.send("match_request", {"player": None})
-        for _ in range(2000):
-            assert not (await ann.expect("match_request_response"))["success"]
+        async with trio.open_nursery() as nursery:
+
+            async def flood() -> None:
+                for _ in range(10_000):
+                    await ann.send("match_request", {"player": None})
+
+            nursery.start_soon(flood)
+            for _ in range(10_000):
+                assert not (await ann.expect("match_request_response"))["success"]
         assert len(server.app.uttt.matchmaking or ()) == 1
         await bob.send("match_request", {"player": None})
         assert (await bob.expect("match_request_response"))["success"]
@@ -503,3 +508,19 @@ async def test_restart_mid_game_loses_nothing(tmp_path: Path) -> None:
             assert bob.greeted[3] == update  # type: ignore[attr-defined]
             update = await play(ann, bob, match_id, A_WINS[3:])
             assert update["match_state"]["player_won"] == "ann"
+
+
+async def test_a_huge_name_is_an_error_or_a_close(server: Server) -> None:
+    limit = 1024 * 1024  # max_message_size
+
+    def filler(kind: str, key: str, extra: int = 0) -> str:
+        empty = json.dumps({"type": kind, "data": {key: ""}})
+        return "x" * (limit - len(empty) + extra)
+
+    async with logged_in(server, "ann") as ann:
+        await ann.send("friend_request", {"user": filler("friend_request", "user")})
+        assert "longer than" in (await ann.expect("error"))["msg"]
+        await ann.send("match_request", {"player": filler("match_request", "player")})
+        assert "longer than" in (await ann.expect("error"))["msg"]
+        await ann.send("match_request", {"player": filler("match_request", "player", 1)})
+        assert (await closed_with(ann.ws))[0] == 1009
