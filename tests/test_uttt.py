@@ -351,14 +351,17 @@ async def test_end_match_ranked_and_unranked(server: Server) -> None:
 async def test_revoke_after_revoke_time(start_server: StartServer) -> None:
     server = await start_server(uttt_revoke_time=1.0)
     async with logged_in(server, "ann") as ann, logged_in(server, "bob") as bob:
-        match_id = await challenge(ann, bob, "bob")
-        await play(ann, bob, match_id, A_WINS[:1])
+        match_id = await challenge(ann, bob, "bob")  # nobody moves: ann is on turn
         update = await ann.expect("match_update")  # pushed by the sweeper
         assert await bob.expect("match_update") == update
         state = update["match_state"]
-        assert state["game_over"] and state["player_won"] == "ann"  # bob was on turn
-        assert (await ann.expect("elo_update"))["elo"] == 1010
-        assert (await bob.expect("elo_update"))["elo"] == 990
+        assert update["id"] == match_id
+        assert state["game_over"] and state["player_won"] == "bob"
+        assert (await ann.expect("elo_update"))["elo"] == 990
+        assert (await bob.expect("elo_update"))["elo"] == 1010
+        await ann.move(match_id, A_WINS[0])
+        assert (await ann.expect("move_response"))["msg"] == "the match is over"
+        assert (await ann.expect("match_update")) == update
 
 
 async def test_friends(server: Server) -> None:
