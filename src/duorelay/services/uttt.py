@@ -221,10 +221,12 @@ class UtttService:
         response: wire.ServerMessage
         if isinstance(first, wire.Reconnect):
             response = wire.ReconnectResponse(
-                True, client.session_id, account.name, registered, ""
+                True, client.session_id, account.name, registered, f"welcome back, {account.name}"
             )
         else:
-            response = wire.LoginResponse(True, client.session_id, registered, "")
+            kind = "" if registered else " (temporary account)"
+            msg = f"logged in as {account.name}{kind}"
+            response = wire.LoginResponse(True, client.session_id, registered, msg)
         await self._send(client, response)
         elo, friends = await referee.store.run(lambda c: _profile(c, account))
         await self._send(client, elo)
