@@ -16,7 +16,15 @@ import trio
 from hypercorn.trio import serve
 from trio_websocket import WebSocketConnection
 
-from conftest import STATIC_DIR, RawClient, Server, StartServer, closed_with, http_get
+from conftest import (
+    STATIC_DIR,
+    LogWatch,
+    RawClient,
+    Server,
+    StartServer,
+    closed_with,
+    http_get,
+)
 from duorelay.app import create_app
 from duorelay.cli import RelayConfig
 from duorelay.games import uttt as rules
@@ -262,10 +270,18 @@ async def test_random_pairing_first_come_first_served(server: Server) -> None:
             assert await bob.expect("match_update") == paired
 
 
-async def test_a_user_whose_connections_closed_leaves_the_queue(server: Server) -> None:
-    async with logged_in(server, "ann") as ann:
+async def test_a_user_whose_connections_closed_leaves_the_queue(
+    server: Server, server_log: LogWatch
+) -> None:
+    async with logged_in(server, "ann") as ann, logged_in(server, "ann") as tab:
         await ann.send("match_request", {"player": None})
         await ann.expect("match_request_response")
+        await tab.ws.aclose()
+        await server_log.wait_for("closed", uttt="ann")
+        queue = server.app.uttt.matchmaking
+        assert queue is not None and len(queue) == 1  # ann has a connection left
+    await server_log.wait_for("closed", count=2, uttt="ann")
+    assert len(queue) == 0
     async with logged_in(server, "bob") as bob:
         await bob.send("match_request", {"player": None})
         assert (await bob.expect("match_request_response"))["msg"] == "waiting for an opponent"
