@@ -550,3 +550,13 @@ async def test_a_huge_name_is_an_error_or_a_close(server: Server) -> None:
         assert "longer than" in (await ann.expect("error"))["msg"]
         await ann.send("match_request", {"player": filler("match_request", "player", 1)})
         assert (await closed_with(ann.ws))[0] == 1009
+
+
+async def test_no_login_in_time_and_no_database(start_server: StartServer) -> None:
+    server = await start_server(join_timeout=0.2)
+    async with server.connect("/uttt") as ws:
+        assert (await closed_with(ws))[0] == 4408
+    server = await start_server(database_url="sqlite:////nonexistent-folder/db")
+    async with server.connect("/uttt") as ws:
+        await ws.send_message(json.dumps({"type": "login", "data": {"name": "ann", "pw": ""}}))
+        assert await closed_with(ws) == (1013, "the database is unavailable")

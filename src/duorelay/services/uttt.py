@@ -6,7 +6,8 @@ Task tree (docs/architecture.md)::
      └─ UtttService.run              waits for the store, then owns:
          ├─ Matches.run              one task per match while a submission waits
          ├─ UtttService._sweep       revokes overdue matches, expires sessions
-         └─ short store writes       (seen flags, session times) after a push
+         └─ UtttService._touch       marks a login session used when its
+                                     last connection ends (its expiry)
 
     Session.run (one per connection)
      └─ UtttService.serve            reader: frames -> matchmaking | match inbox
@@ -26,6 +27,12 @@ is full is closed 4430, the match and the others are not disturbed). Bad
 input gets ``error`` and the connection stays. A match's moves go through its
 match task (:class:`~duorelay.referee.matches.Matches`), which stores them
 before anyone is told. A restart loses nothing: everything is in the store.
+
+Cancellation: a connection's handler is cancelled when its session closes
+(it leaves the online registry, and the random queue with its user's last
+connection, synchronously in its ``finally``); the service's tasks are
+cancelled when the app stops (the serving nursery), the match tasks with
+them; a command submitted after that closes its connection with 1001.
 """
 
 from __future__ import annotations
