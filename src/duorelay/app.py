@@ -30,6 +30,10 @@ JSON API ``/santorini/api/...`` and the websocket feeds ``/santorini/live``
 and ``/santorini/live/{match_id}``, fed by a spectators hub given to the
 tournament's recorder.
 
+The ultimate tic-tac-toe server (:mod:`duorelay.services.uttt`) serves
+websockets at ``/uttt`` and ``/`` (``GET /`` stays the index) and its page at
+``GET /uttt/``; its tasks run in the serving nursery once the store is open.
+
 Abuse limits by client address (the ASGI scope's ``client``: behind a proxy,
 every client has the proxy's address; ``X-Forwarded-For`` is not read): at most
 ``max_connections_per_address`` websockets open in this process, and failed
@@ -76,6 +80,7 @@ from duorelay.services.santorini_beside import serve_tournaments
 from duorelay.services.santorini_web import SantoriniWeb
 from duorelay.services.xo import XoService
 from duorelay.services.xo_ws import XoSockets
+from duorelay.services.uttt import UtttService
 from duorelay.settings import Settings, load_settings
 from duorelay.transport import hypercorn_shims
 from duorelay.transport.asgi import WebSocket
@@ -162,6 +167,10 @@ class DuoRelay(QuartTrio):
             SpectatorHub(settings.outbox_size), self.static_root, self.referee
         )
         self.santorini_web.install(self)
+        self.uttt = UtttService(settings, self.referee, self.static_root)
+        """The ultimate tic-tac-toe server: websockets ``/uttt`` and ``/``, page ``/uttt/``."""
+        self.uttt.install(self)
+        self.before_serving(self._start_uttt)
         if settings.santorini_port is not None:
             self.before_serving(self._start_santorini)
         self.xo = XoService(settings, self.referee, self.backplane)
@@ -303,7 +312,12 @@ class DuoRelay(QuartTrio):
         await self.nursery.start(self.referee.hold)
 
     async def _start_xo(self) -> None:
+        """The XO service's tasks (its match tasks) in the serving nursery."""
         await self.nursery.start(self.xo.run)
+
+    async def _start_uttt(self) -> None:
+        """The UTTT server's tasks (match tasks, revoke sweeper) in the serving nursery."""
+        await self.nursery.start(self.uttt.run)
 
     async def _start_santorini(self) -> None:
         """The Santorini tournament service (repeat mode) beside the relay, in the
@@ -343,8 +357,12 @@ class DuoRelay(QuartTrio):
         ``/CREATE``: a WMBP host.
         ``/{CODE}``, 4 letters ``A``-``Z``: a WMBP client, under the failed-lookup
         limit of client ``address`` (:meth:`_limit_lookups`). ``/santorini/live``
-        and ``/santorini/live/...``: Santorini spectators.
+        and ``/santorini/live/...``: Santorini spectators. ``/uttt`` and ``/``:
+        the UTTT server (:mod:`duorelay.services.uttt`).
         """
+        uttt = self.uttt.websocket_handler(path, address)
+        if uttt is not None:
+            return uttt
         santorini = self.santorini_web.websocket_handler(path)
         if santorini is not None:
             return santorini
