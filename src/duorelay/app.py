@@ -78,9 +78,9 @@ from duorelay.services.referee_store import RefereeStore
 from duorelay.services.santorini import SantoriniServer
 from duorelay.services.santorini_beside import serve_tournaments
 from duorelay.services.santorini_web import SantoriniWeb
+from duorelay.services.uttt import UtttService
 from duorelay.services.xo import XoService
 from duorelay.services.xo_ws import XoSockets
-from duorelay.services.uttt import UtttService
 from duorelay.settings import Settings, load_settings
 from duorelay.transport import hypercorn_shims
 from duorelay.transport.asgi import WebSocket
