@@ -324,7 +324,7 @@ def task_names() -> list[str]:
     return sorted(task.name for task in all_tasks())
 
 
-SERVICE_TASKS = ("RefereeStore.hold", "Matches.run")
+SERVICE_TASKS = ("RefereeStore.hold", "Matches.run", "UtttService.run", "UtttService._sweep")
 """Tasks of the serving nursery that live as long as the server, not a connection."""
 
 

@@ -74,6 +74,7 @@ from duorelay.services.referee_store import RefereeStore
 from duorelay.services.santorini import SantoriniServer
 from duorelay.services.santorini_beside import serve_tournaments
 from duorelay.services.santorini_web import SantoriniWeb
+from duorelay.services.uttt import UtttService
 from duorelay.settings import Settings, load_settings
 from duorelay.transport import hypercorn_shims
 from duorelay.transport.asgi import WebSocket
@@ -160,6 +161,10 @@ class DuoRelay(QuartTrio):
             SpectatorHub(settings.outbox_size), self.static_root, self.referee
         )
         self.santorini_web.install(self)
+        self.uttt = UtttService(settings, self.referee, self.static_root)
+        """The ultimate tic-tac-toe server: websockets ``/uttt`` and ``/``, page ``/uttt/``."""
+        self.uttt.install(self)
+        self.before_serving(self._start_uttt)
         if settings.santorini_port is not None:
             self.before_serving(self._start_santorini)
         self.before_request(self._read_body)
@@ -295,6 +300,10 @@ class DuoRelay(QuartTrio):
         nursery until shutdown (serving starts while it opens)."""
         await self.nursery.start(self.referee.hold)
 
+    async def _start_uttt(self) -> None:
+        """The UTTT server's tasks (match tasks, revoke sweeper) in the serving nursery."""
+        await self.nursery.start(self.uttt.run)
+
     async def _start_santorini(self) -> None:
         """The Santorini tournament service (repeat mode) beside the relay, in the
         serving nursery (:func:`~duorelay.services.santorini_beside.serve_tournaments`)."""
@@ -331,8 +340,12 @@ class DuoRelay(QuartTrio):
         ``/ws`` and ``/ws/{namespace}``: Kamon relay. ``/CREATE``: a WMBP host.
         ``/{CODE}``, 4 letters ``A``-``Z``: a WMBP client, under the failed-lookup
         limit of client ``address`` (:meth:`_limit_lookups`). ``/santorini/live``
-        and ``/santorini/live/...``: Santorini spectators.
+        and ``/santorini/live/...``: Santorini spectators. ``/uttt`` and ``/``:
+        the UTTT server (:mod:`duorelay.services.uttt`).
         """
+        uttt = self.uttt.websocket_handler(path, address)
+        if uttt is not None:
+            return uttt
         santorini = self.santorini_web.websocket_handler(path)
         if santorini is not None:
             return santorini

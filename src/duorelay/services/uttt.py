@@ -1,0 +1,507 @@
+"""The ultimate tic-tac-toe server (docs/uttt.md): websockets ``/uttt`` and ``/``.
+
+Task tree (docs/architecture.md)::
+
+    app serving nursery
+     └─ UtttService.run              waits for the store, then owns:
+         ├─ Matches.run              one task per match while a submission waits
+         ├─ UtttService._sweep       revokes overdue matches, expires sessions
+         └─ short store writes       (seen flags, session times) after a push
+
+    Session.run (one per connection)
+     └─ UtttService.serve            reader: frames -> matchmaking | match inbox
+
+A connection's first frame is ``login`` or ``reconnect`` (within
+``join_timeout``, else close 4408; another message or bad input: 4400). A
+failed login or reconnect is answered (``success`` false) and the connection
+closed: 4403, or 4429 past the login rate limit (``login_rate`` and
+``login_burst`` per address and per name). A database that is unavailable:
+1013. Then, in this order: the response, ``elo_update``, ``friends_update``,
+one ``match_update`` per open match and per finished one not yet seen.
+Pushes for the user that happen meanwhile wait and follow.
+
+Every push (a match changed, a rated result's ``elo_update``) goes to every
+open connection of the user (:meth:`Outbox.push`; a connection whose outbox
+is full is closed 4430, the match and the others are not disturbed). Bad
+input gets ``error`` and the connection stays. A match's moves go through its
+match task (:class:`~duorelay.referee.matches.Matches`), which stores them
+before anyone is told. A restart loses nothing: everything is in the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+from quart import Quart, Response, send_from_directory
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from duorelay.core.session import Handler, Session
+from duorelay.protocols import CloseCode, ProtocolError
+from duorelay.protocols import uttt as wire
+from duorelay.referee import uttt as referee_uttt
+from duorelay.referee.accounts import LoginRefused, valid_name
+from duorelay.referee.matches import Decision, Matches, Refused
+from duorelay.referee.matchmaking import Matchmaking, MatchRefused
+from duorelay.referee.ratings import standing
+from duorelay.referee.uttt import GAME, NotAPlayer, UtttGame, UtttMatch
+from duorelay.services.referee_store import Referee, RefereeStore, StoreUnavailable
+from duorelay.settings import Settings
+from duorelay.store import accounts as queries
+from duorelay.store import matches as match_queries
+from duorelay.store.accounts import Account, now
+from duorelay.store.gateway import StoreClosed
+
+log = logging.getLogger("duorelay")
+
+PATHS = ("/uttt", "/")
+"""Websocket paths of the UTTT server (``GET /`` stays the static index)."""
+PAGE_DIR = "uttt"
+HEX_ID = re.compile(r"[0-9a-f]{32}")
+SESSION_LIFETIME = timedelta(days=20)
+"""A login session unused this long expires."""
+TEMPORARY_LIFETIME = timedelta(hours=1)
+"""A temporary account's session expires this long after its last connection ends."""
+PENDING_LIMIT = 64
+"""Pushes that may wait for a connection still being greeted; past it: 4430."""
+SWEEP_BATCH = 100
+"""Overdue matches revoked per sweep at most."""
+
+
+@dataclass(eq=False)
+class Client:
+    """One logged-in connection: its ``session``, ``account`` and login ``session_id``.
+    ``pending`` holds pushes until the greeting is sent (then ``None``)."""
+
+    session: Session
+    account: Account
+    session_id: str
+    pending: list[str] | None = field(default_factory=list)
+
+
+class UtttService:
+    """The UTTT front-end of one app: routes, connections, pushes, sweeps."""
+
+    def __init__(self, settings: Settings, referee: RefereeStore, static_dir: Path) -> None:
+        self.settings = settings
+        self.referee = referee
+        self.static_dir = static_dir
+        self.game = UtttGame()
+        self.matches: Matches[UtttMatch, referee_uttt.Command] | None = None
+        self.matchmaking: Matchmaking | None = None
+        self.online: dict[int, set[Client]] = {}
+        """Live connections by account id (accounts without any are removed)."""
+        self._session_clients: dict[str, int] = {}
+        self._nursery: trio.Nursery | None = None
+        self._ready = trio.Event()
+
+    def install(self, app: Quart) -> None:
+        """Add ``GET /uttt/`` (the page) to ``app``."""
+        app.add_url_rule("/uttt/", "uttt_page", self._page)
+
+    async def _page(self) -> Response:
+        return await send_from_directory(self.static_dir / PAGE_DIR, "index.html")
+
+    def websocket_handler(self, path: str, address: str) -> Handler | None:
+        """The handler of websocket ``path`` (``/uttt``, ``/``) from ``address``, else ``None``."""
+        return partial(self.serve, address=address) if path in PATHS else None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Wait for the store, then own the match tasks and the sweeper until
+        cancelled (at shutdown). Started at once (serving does not wait)."""
+        task_status.started()
+        try:
+            referee = await self.referee.get()
+        except StoreUnavailable:
+            return
+        matches = Matches(referee.store, self.game, GAME)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(matches.run)
+            self.matches = matches
+            self.matchmaking = Matchmaking(referee.store)
+            self._nursery = nursery
+            self._ready.set()
+            nursery.start_soon(self._sweep, referee)
+
+    # -- one connection -----------------------------------------------------------------
+
+    async def serve(self, session: Session, address: str) -> None:
+        """The handler of one connection (module docstring)."""
+        first: wire.Login | wire.Reconnect | None = None
+        with trio.move_on_after(self.settings.join_timeout):
+            frame = await session.receive()
+            try:
+                message = wire.decode(frame)
+            except wire.InvalidMessage as bad:
+                raise ProtocolError(CloseCode.BAD_REQUEST, bad.msg) from None
+            if not isinstance(message, wire.Login | wire.Reconnect):
+                raise ProtocolError(
+                    CloseCode.BAD_REQUEST, "the first message must be login or reconnect"
+                )
+            first = message
+        if first is None:
+            raise ProtocolError(
+                CloseCode.TIMEOUT, f"no login within {self.settings.join_timeout:g} s"
+            )
+        try:
+            referee = await self.referee.get()
+        except StoreUnavailable:
+            raise ProtocolError(CloseCode.TRY_AGAIN_LATER, "the database is unavailable") from None
+        await self._ready.wait()
+        client = await self._enter(session, referee, first, address)
+        if client is None:
+            return
+        session.where = {"uttt": client.account.name}
+        self._add(client)
+        try:
+            await self._greet(client, referee, first)
+            while True:
+                frame = await session.receive()
+                try:
+                    message = wire.decode(frame)
+                except wire.InvalidMessage as bad:
+                    await self._send(client, wire.Error(bad.msg))
+                    continue
+                await self._handle(client, referee, message)
+        finally:
+            self._remove(client)
+
+    async def _enter(
+        self, session: Session, referee: Referee, first: wire.Login | wire.Reconnect, address: str
+    ) -> Client | None:
+        """Log in or reconnect; ``None`` (answered, the connection closing) on failure."""
+        store = referee.store
+        if isinstance(first, wire.Reconnect):
+            live = self._session_clients.get(first.id, 0) > 0
+            at = now()
+            account = None
+            if HEX_ID.fullmatch(first.id):
+                account = await store.run(
+                    lambda c: match_queries.resume_session(
+                        c,
+                        first.id,
+                        at - SESSION_LIFETIME,
+                        at - (SESSION_LIFETIME if live else TEMPORARY_LIFETIME),
+                    )
+                )
+            if account is None:
+                msg = "unknown or expired session"
+                await session.outbox.send(
+                    wire.encode(wire.ReconnectResponse(False, None, None, False, msg))
+                )
+                session.close(CloseCode.FORBIDDEN, msg, flush=True)
+                return None
+            return Client(session, account, first.id)
+        try:
+            account = await self._log_in(referee, first, address)
+        except LoginRefused as refused:
+            await session.outbox.send(
+                wire.encode(wire.LoginResponse(False, None, False, refused.reason))
+            )
+            code = CloseCode.FORBIDDEN if refused.retry_after is None else CloseCode.TOO_MANY
+            session.close(code, refused.reason, flush=True)
+            return None
+        session_id = await store.run(lambda c: _start_session(c, account))
+        return Client(session, account, session_id)
+
+    async def _log_in(self, referee: Referee, login: wire.Login, address: str) -> Account:
+        accounts, store = referee.accounts, referee.store
+        name = valid_name(login.name)
+        if name is None:
+            raise LoginRefused("a name is 3 to 16 letters, digits, '_' or '-'")
+        if login.pw == "":
+            accounts.charge(address, name)
+            account = await store.run(lambda c: queries.create_account(c, name, None))
+            if account is None:
+                raise LoginRefused("that name is taken")
+            return account
+        existing = await store.run(lambda c: queries.account_by_name(c, name))
+        if existing is None:
+            return await accounts.sign_up(name, login.pw, address)
+        return await accounts.log_in(name, login.pw, address)
+
+    async def _greet(self, client: Client, referee: Referee, first: wire.ClientMessage) -> None:
+        """The exact greeting (module docstring), then the pushes that waited."""
+        account = client.account
+        registered = not account.temporary
+        response: wire.ServerMessage
+        if isinstance(first, wire.Reconnect):
+            response = wire.ReconnectResponse(
+                True, client.session_id, account.name, registered, ""
+            )
+        else:
+            response = wire.LoginResponse(True, client.session_id, registered, "")
+        await self._send(client, response)
+        elo, friends = await referee.store.run(lambda c: _profile(c, account))
+        await self._send(client, elo)
+        await self._send(client, friends)
+        await self._send_matches(client, referee)
+        pending, client.pending = client.pending or [], None
+        for frame in pending:
+            self._push_to(client, frame)
+
+    async def _send_matches(self, client: Client, referee: Referee) -> None:
+        account_id = client.account.id
+        shown = await referee.store.run(lambda c: self._load_shown(c, account_id))
+        for match_id, match in shown:
+            await self._send(client, self._update(match_id, match))
+        finished = [match_id for match_id, match in shown if match.state.result is not None]
+        if finished:
+            await referee.store.run(lambda c: match_queries.mark_seen(c, finished, account_id))
+
+    def _load_shown(self, connection: Connection, account_id: int) -> list[tuple[str, UtttMatch]]:
+        shown = []
+        for match_id in match_queries.matches_to_show(connection, account_id, GAME):
+            loaded = self.game.load(connection, match_id)
+            if loaded is not None:
+                shown.append((match_id, loaded[0]))
+        return shown
+
+    async def _handle(self, client: Client, referee: Referee, message: wire.ClientMessage) -> None:
+        """Serve one message after the greeting."""
+        match message:
+            case wire.Login() | wire.Reconnect():
+                await self._send(client, wire.Error("already logged in"))
+            case wire.MatchRequest(player):
+                await self._request_match(client, player)
+            case wire.Move(match_id, sub_x, sub_y, x, y):
+                command = referee_uttt.PlayMove(client.account.id, sub_x, sub_y, x, y, now())
+                await self._submit(client, match_id, command, "move_response")
+            case wire.EndMatch(match_id):
+                ending = referee_uttt.EndMatch(client.account.id, now())
+                await self._submit(client, match_id, ending)
+            case wire.MatchStatesRequest():
+                await self._send_matches(client, referee)
+            case wire.FriendRequest(user) | wire.UnfriendRequest(user):
+                await self._friends(client, referee, message, user)
+
+    async def _request_match(self, client: Client, player: str | None) -> None:
+        assert self.matchmaking is not None
+        kind = "match_request_response"
+        try:
+            if player is None:
+                match_id = await self.matchmaking.random(client.account)
+            else:
+                match_id = await self.matchmaking.named(client.account, player)
+        except MatchRefused as refused:
+            await self._send(client, wire.Response(kind, False, refused.reason))
+            return
+        if match_id is None:
+            await self._send(client, wire.Response(kind, True, "waiting for an opponent"))
+            return
+        await self._send(client, wire.Response(kind, True, "the match has started"))
+        await self._announce_new(match_id)
+
+    async def _announce_new(self, match_id: str) -> None:
+        referee = await self.referee.get()
+        loaded = await referee.store.run(lambda c: self.game.load(c, match_id))
+        if loaded is not None:
+            match = loaded[0]
+            frame = wire.encode(self._update(match_id, match))
+            for account_id in match.row.account_ids:
+                self.push(account_id, frame)
+
+    async def _submit(
+        self, client: Client, match_id: str, command: referee_uttt.Command, kind: str | None = None
+    ) -> None:
+        """Put ``command`` in the match's inbox; the refusal goes to ``client``
+        as ``kind`` (a ``move_response``) or an ``error``, plus a fresh
+        match_update when it plays in the match."""
+        assert self.matches is not None
+
+        def refuse(reason: str) -> str:
+            if kind is None:
+                return wire.encode(wire.Error(reason))
+            return wire.encode(wire.Response(kind, False, reason))
+
+        def reply(outcome: Decision[Any] | Refused) -> None:
+            if isinstance(outcome, Decision):
+                self._announce(match_id, outcome)
+                return
+            self._push_to(client, refuse(outcome.reason))
+            live = self.matches.live(match_id) if self.matches is not None else None
+            if not isinstance(outcome, NotAPlayer) and live is not None:
+                self._push_to(client, wire.encode(self._update(match_id, live.state)))
+
+        known = HEX_ID.fullmatch(match_id) is not None
+        if known:
+            known = await self.matches.submit(match_id, command, reply)
+        if not known:
+            await self.session_send(client, refuse("no such match"))
+
+    def _announce(self, match_id: str, decision: Decision[UtttMatch]) -> None:
+        """Tell both players (every connection) a decision; a rated result's
+        elo_updates; mark a finished match seen by who is online. Synchronous."""
+        match = decision.state
+        frame = wire.encode(self._update(match_id, match))
+        for account_id in match.row.account_ids:
+            self.push(account_id, frame)
+        finished = decision.extra
+        if not isinstance(finished, referee_uttt.Finished):
+            return
+        for account_id, value in finished.standings.items():
+            self.push(account_id, wire.encode(referee_uttt.elo_update(value)))
+        seen = [a for a in match.row.account_ids if a in self.online]
+        if seen and self._nursery is not None:
+            self._nursery.start_soon(self._mark_seen, match_id, seen)
+
+    async def _mark_seen(self, match_id: str, account_ids: list[int]) -> None:
+        referee = await self.referee.get()
+        for account_id in account_ids:
+            await referee.store.run(partial(_mark_seen, match_id=match_id, account_id=account_id))
+
+    async def _friends(
+        self, client: Client, referee: Referee, message: wire.ClientMessage, user: str
+    ) -> None:
+        follow = isinstance(message, wire.FriendRequest)
+        kind = "friend_request_response" if follow else "unfriend_request_response"
+        account = client.account
+        name = valid_name(user)
+
+        def change(connection: Connection) -> str | None:
+            friend = None if name is None else queries.account_by_name(connection, name)
+            if friend is None:
+                return f"no player called {user[:16]}"
+            if friend.id == account.id:
+                return "you cannot be your own friend"
+            if follow:
+                done = queries.follow(connection, account.id, friend.id)
+                return None if done else f"{friend.name} is already your friend"
+            done = queries.unfollow(connection, account.id, friend.id)
+            return None if done else f"{friend.name} is not your friend"
+
+        if account.temporary:
+            refusal: str | None = "a temporary account has no friends"
+        else:
+            refusal = await referee.store.run(change)
+        await self._send(client, wire.Response(kind, refusal is None, refusal or "done"))
+        if refusal is None:
+            friends = await referee.store.run(lambda c: _friends_update(c, account.id))
+            await self._send(client, friends)
+
+    # -- pushes and connections ---------------------------------------------------------
+
+    def _update(self, match_id: str, match: UtttMatch) -> wire.MatchUpdate:
+        return referee_uttt.match_update(match_id, match, self.settings.uttt_revoke_time)
+
+    async def _send(self, client: Client, message: wire.ServerMessage) -> None:
+        """Send an answer to ``client`` (waits for room in its own outbox)."""
+        await self.session_send(client, wire.encode(message))
+
+    async def session_send(self, client: Client, frame: str) -> None:
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+            await client.session.outbox.send(frame)
+
+    def push(self, account_id: int, frame: str) -> None:
+        """Give ``frame`` to every connection of the account (never waits)."""
+        for client in list(self.online.get(account_id, ())):
+            self._push_to(client, frame)
+
+    def _push_to(self, client: Client, frame: str) -> None:
+        if client.pending is not None:
+            if len(client.pending) >= PENDING_LIMIT:
+                client.session.close(CloseCode.TOO_SLOW, "too slow: too many pushes waiting")
+            else:
+                client.pending.append(frame)
+            return
+        try:
+            client.session.outbox.push(frame)
+        except trio.WouldBlock:
+            client.session.close(CloseCode.TOO_SLOW, "too slow: the outbox is full")
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    def _add(self, client: Client) -> None:
+        self.online.setdefault(client.account.id, set()).add(client)
+        self._session_clients[client.session_id] = (
+            self._session_clients.get(client.session_id, 0) + 1
+        )
+
+    def _remove(self, client: Client) -> None:
+        """Synchronous: forget the connection; its user leaves the queue with the
+        last one; a login session's last connection marks it used (its expiry)."""
+        clients = self.online.get(client.account.id)
+        if clients is not None:
+            clients.discard(client)
+            if not clients:
+                del self.online[client.account.id]
+                if self.matchmaking is not None:
+                    self.matchmaking.leave(client.account.id)
+        left = self._session_clients.get(client.session_id, 1) - 1
+        if left:
+            self._session_clients[client.session_id] = left
+        else:
+            self._session_clients.pop(client.session_id, None)
+            if self._nursery is not None:
+                self._nursery.start_soon(self._touch, client.session_id)
+
+    async def _touch(self, session_id: str) -> None:
+        try:
+            referee = await self.referee.get()
+            await referee.store.run(lambda c: queries.touch_session(c, session_id))
+        except (StoreUnavailable, StoreClosed, SQLAlchemyError) as error:
+            log.warning("uttt: could not mark session used: %s", error)
+
+    async def _sweep(self, referee: Referee) -> None:
+        """Every ``uttt_revoke_time``/10 s (0.05 to 60 s): revoke the matches
+        without a move for ``uttt_revoke_time`` (the player on turn loses) and
+        delete sessions unused for :data:`SESSION_LIFETIME`."""
+        revoke = self.settings.uttt_revoke_time
+        interval = min(60.0, max(0.05, revoke / 10))
+        assert self.matches is not None
+        while True:
+            at = now()
+            before = at - timedelta(seconds=revoke)
+            try:
+                find = partial(
+                    match_queries.overdue, game=GAME, moved_before=before, limit=SWEEP_BATCH
+                )
+                overdue = await referee.store.run(find)
+                for match_id in overdue:
+                    command = referee_uttt.Revoke(before, at)
+                    await self.matches.submit(match_id, command, partial(self._revoked, match_id))
+                await referee.store.run(
+                    partial(queries.delete_sessions_before, used_before=at - SESSION_LIFETIME)
+                )
+            except (StoreClosed, SQLAlchemyError) as error:
+                log.warning("uttt: sweep failed: %s", error)
+            await trio.sleep(interval)
+
+    def _revoked(self, match_id: str, outcome: Decision[Any] | Refused) -> None:
+        if isinstance(outcome, Decision):
+            log.info("uttt: match %s revoked", match_id)
+            self._announce(match_id, outcome)
+
+
+def _start_session(connection: Connection, account: Account) -> str:
+    """A new login session; a regular account gets its rating row (so it is ranked)."""
+    if not account.temporary:
+        value = queries.rating(connection, account.id, GAME)
+        queries.set_rating(connection, account.id, GAME, value)
+    return queries.create_session(connection, account.id)
+
+
+def _mark_seen(connection: Connection, match_id: str, account_id: int) -> None:
+    match_queries.mark_seen(connection, [match_id], account_id)
+
+
+def _profile(
+    connection: Connection, account: Account
+) -> tuple[wire.EloUpdate, wire.FriendsUpdate]:
+    return (
+        referee_uttt.elo_update(standing(connection, GAME, account)),
+        _friends_update(connection, account.id),
+    )
+
+
+def _friends_update(connection: Connection, account_id: int) -> wire.FriendsUpdate:
+    friends = queries.friends_of(connection, account_id, GAME)
+    return wire.FriendsUpdate(tuple(n for n, _ in friends), tuple(r for _, r in friends))

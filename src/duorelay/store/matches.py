@@ -1,0 +1,207 @@
+"""Queries on two-player matches of the turn-based services (UTTT), and the
+UTTT login sessions' expiry rule.
+
+Plain functions of a SQLAlchemy ``Connection``, each inside the transaction
+of one :meth:`~duorelay.store.gateway.Store.run` call. A match is a
+``matches`` row (``players`` the two names in seat order, ``ranked``,
+``moved_at``) with its two ``match_players`` rows (seat 0 moves first), so an
+account's matches are one indexed query. Tables: :mod:`duorelay.store.schema`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy.orm import aliased
+
+from duorelay.store.accounts import Account, _account, new_id, now, touch_session
+from duorelay.store.schema import accounts, login_sessions, match_players, matches
+
+MAX_OPEN = 5
+"""Live matches one account may have at once (docs/uttt.md, Rules)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MatchRow:
+    """A match as stored: ``names`` and ``account_ids`` in seat order."""
+
+    id: str
+    names: tuple[str, str]
+    account_ids: tuple[int, int]
+    status: str
+    ranked: bool
+    moved_at: datetime
+
+
+def match_row(connection: Connection, match_id: str, game: str) -> MatchRow | None:
+    """Match ``match_id`` of ``game`` with its two seats, or ``None``."""
+    row = connection.execute(
+        select(
+            matches.c.id,
+            matches.c.players,
+            matches.c.status,
+            matches.c.ranked,
+            matches.c.moved_at,
+            matches.c.created_at,
+        ).where(matches.c.id == match_id, matches.c.game == game)
+    ).first()
+    if row is None:
+        return None
+    seats = connection.execute(
+        select(match_players.c.account_id)
+        .where(match_players.c.match_id == match_id)
+        .order_by(match_players.c.seat)
+    ).all()
+    if len(seats) != 2:
+        return None
+    names = tuple(row.players)
+    moved_at = row.moved_at or row.created_at
+    if moved_at.tzinfo is None:  # SQLite returns naive UTC
+        moved_at = moved_at.replace(tzinfo=UTC)
+    return MatchRow(
+        row.id,
+        (str(names[0]), str(names[1])),
+        (int(seats[0][0]), int(seats[1][0])),
+        row.status,
+        bool(row.ranked),
+        moved_at,
+    )
+
+
+def open_count(connection: Connection, account_id: int, game: str) -> int:
+    """How many live matches of ``game`` the account plays."""
+    return int(
+        connection.execute(
+            select(func.count())
+            .select_from(match_players.join(matches, matches.c.id == match_players.c.match_id))
+            .where(
+                match_players.c.account_id == account_id,
+                matches.c.game == game,
+                matches.c.status == "live",
+            )
+        ).scalar_one()
+    )
+
+
+def opponents(connection: Connection, account_id: int, game: str) -> set[int]:
+    """The accounts the account plays a live match of ``game`` with."""
+    mine = aliased(match_players)
+    theirs = aliased(match_players)
+    rows = connection.execute(
+        select(theirs.c.account_id)
+        .select_from(mine)
+        .join(theirs, and_(theirs.c.match_id == mine.c.match_id, theirs.c.seat != mine.c.seat))
+        .join(matches, matches.c.id == mine.c.match_id)
+        .where(mine.c.account_id == account_id, matches.c.game == game, matches.c.status == "live")
+    )
+    return {int(account) for (account,) in rows}
+
+
+def create_match(connection: Connection, game: str, a: Account, b: Account) -> str:
+    """A new live match of ``game``, ``a`` in seat 0 (moves first), ``b`` in seat 1;
+    ranked when neither is temporary. Its id (32 hex). Or a reason it cannot
+    start, raised as ``ValueError``: the same account twice, either at
+    :data:`MAX_OPEN` live matches, or the two already playing one."""
+    if a.id == b.id:
+        raise ValueError("you cannot play against yourself")
+    for account, who in ((a, "you have"), (b, f"{b.name} has")):
+        if open_count(connection, account.id, game) >= MAX_OPEN:
+            raise ValueError(f"{who} {MAX_OPEN} open matches already")
+    if b.id in opponents(connection, a.id, game):
+        raise ValueError(f"you already play a match with {b.name}")
+    match_id = new_id()
+    at = now()
+    connection.execute(
+        matches.insert().values(
+            id=match_id,
+            game=game,
+            players=[a.name, b.name],
+            status="live",
+            created_at=at,
+            ranked=not (a.temporary or b.temporary),
+            moved_at=at,
+        )
+    )
+    connection.execute(
+        match_players.insert(),
+        [
+            {"match_id": match_id, "seat": 0, "account_id": a.id, "seen": False},
+            {"match_id": match_id, "seat": 1, "account_id": b.id, "seen": False},
+        ],
+    )
+    return match_id
+
+
+def matches_to_show(connection: Connection, account_id: int, game: str) -> list[str]:
+    """The account's live matches of ``game`` and its finished ones it has not
+    seen, oldest first."""
+    rows = connection.execute(
+        select(matches.c.id)
+        .join(match_players, match_players.c.match_id == matches.c.id)
+        .where(
+            match_players.c.account_id == account_id,
+            matches.c.game == game,
+            (matches.c.status == "live") | (match_players.c.seen.is_(False)),
+        )
+        .order_by(matches.c.created_at, matches.c.id)
+    )
+    return [match_id for (match_id,) in rows]
+
+
+def mark_seen(connection: Connection, match_ids: list[str], account_id: int) -> None:
+    """The account was shown the result of the finished ones of ``match_ids``."""
+    if not match_ids:
+        return
+    finished = select(matches.c.id).where(matches.c.id.in_(match_ids), matches.c.status == "over")
+    connection.execute(
+        update(match_players)
+        .where(match_players.c.account_id == account_id, match_players.c.match_id.in_(finished))
+        .values(seen=True)
+    )
+
+
+def overdue(connection: Connection, game: str, moved_before: datetime, limit: int) -> list[str]:
+    """Up to ``limit`` live matches of ``game`` whose last move (or start) is
+    before ``moved_before``, oldest first."""
+    rows = connection.execute(
+        select(matches.c.id)
+        .where(
+            matches.c.game == game,
+            matches.c.status == "live",
+            matches.c.moved_at < moved_before,
+        )
+        .order_by(matches.c.moved_at)
+        .limit(limit)
+    )
+    return [match_id for (match_id,) in rows]
+
+
+def resume_session(
+    connection: Connection, session_id: str, regular_after: datetime, temporary_after: datetime
+) -> Account | None:
+    """The account of login session ``session_id`` if it is still valid: last
+    used after ``regular_after`` (a regular account) or ``temporary_after``
+    (a temporary one); then it is marked used now. ``None`` otherwise."""
+    row = connection.execute(
+        select(
+            accounts.c.id,
+            accounts.c.name,
+            accounts.c.uuid,
+            accounts.c.password_hash,
+            login_sessions.c.used_at,
+        )
+        .join(login_sessions, login_sessions.c.account_id == accounts.c.id)
+        .where(login_sessions.c.id == session_id)
+    ).first()
+    if row is None:
+        return None
+    account = _account(row)
+    used_at = row.used_at
+    if used_at.tzinfo is None:  # SQLite returns naive UTC
+        used_at = used_at.replace(tzinfo=UTC)
+    if used_at <= (temporary_after if account.temporary else regular_after):
+        return None
+    touch_session(connection, session_id)
+    return account
