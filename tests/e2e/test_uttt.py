@@ -23,14 +23,14 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright")
 
-from playwright.sync_api import Locator, expect  # noqa: E402
+from playwright.sync_api import Locator, expect
 
-from duorelay.games import uttt  # noqa: E402
-from duorelay.games.base import Player as Mark  # noqa: E402
+from duorelay.games import uttt
+from duorelay.games.base import Player as Mark
 
-from .conftest import ARTIFACTS, RelayServer, serving  # noqa: E402
-from .pages import Player  # noqa: E402
-from .test_a11y import axe_check  # noqa: E402
+from .conftest import ARTIFACTS, RelayServer, serving
+from .pages import Player
+from .test_a11y import axe_check
 
 OpenPlayer = Callable[[str], Player]
 PAGE_VIEWPORT = {"width": 1100, "height": 1100}
@@ -134,7 +134,10 @@ class Uttt:
         stop = self.page.locator('#board .cell[tabindex="0"]')
         expect(stop).to_have_count(1)
         stop.focus()
-        row, col = int(stop.get_attribute("data-row") or 0), int(stop.get_attribute("data-col") or 0)
+        row, col = (
+            int(stop.get_attribute("data-row") or 0),
+            int(stop.get_attribute("data-col") or 0),
+        )
         target_row, target_col = sy * 3 + y, sx * 3 + x
         keys = ["ArrowDown" if target_row > row else "ArrowUp"] * abs(target_row - row)
         keys += ["ArrowRight" if target_col > col else "ArrowLeft"] * abs(target_col - col)

@@ -24,11 +24,11 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwright")
 
-from playwright.sync_api import Locator, expect  # noqa: E402
+from playwright.sync_api import Locator, expect
 
-from .conftest import ARTIFACTS, RelayServer, serving  # noqa: E402
-from .pages import Player  # noqa: E402
-from .test_a11y import axe_check  # noqa: E402
+from .conftest import ARTIFACTS, RelayServer, serving
+from .pages import Player
+from .test_a11y import axe_check
 
 OpenPlayer = Callable[[str], Player]
 PAGE_VIEWPORT = {"width": 900, "height": 1200}
@@ -212,9 +212,7 @@ def test_xo_sign_up_create_join_play_event_log(open_player: OpenPlayer) -> None:
         order.append((mark, (cx, cy)))
         for p in (x, o):
             expect(p.cell(cx, cy)).to_have_attribute("data-mark", mark)
-            expect(p.cell(cx, cy)).to_have_accessible_name(
-                f"row {cy + 1} column {cx + 1}, {mark}"
-            )
+            expect(p.cell(cx, cy)).to_have_accessible_name(f"row {cy + 1} column {cx + 1}, {mark}")
         if i == 2:
             shot(o.player, "05-mid-game")
 
