@@ -324,7 +324,13 @@ def task_names() -> list[str]:
     return sorted(task.name for task in all_tasks())
 
 
-SERVICE_TASKS = ("RefereeStore.hold", "Matches.run", "UtttService.run", "UtttService._sweep")
+SERVICE_TASKS = (
+    "RefereeStore.hold",
+    "Matches.run",
+    "UtttService.run",
+    "UtttService._sweep",
+    "XoService.run",
+)
 """Tasks of the serving nursery that live as long as the server, not a connection."""
 
 

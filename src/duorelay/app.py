@@ -75,6 +75,8 @@ from duorelay.services.santorini import SantoriniServer
 from duorelay.services.santorini_beside import serve_tournaments
 from duorelay.services.santorini_web import SantoriniWeb
 from duorelay.services.uttt import UtttService
+from duorelay.services.xo import XoService
+from duorelay.services.xo_ws import XoSockets
 from duorelay.settings import Settings, load_settings
 from duorelay.transport import hypercorn_shims
 from duorelay.transport.asgi import WebSocket
@@ -167,6 +169,11 @@ class DuoRelay(QuartTrio):
         self.before_serving(self._start_uttt)
         if settings.santorini_port is not None:
             self.before_serving(self._start_santorini)
+        self.xo = XoService(settings, self.referee, self.backplane)
+        """The XO game API (:mod:`duorelay.services.xo`); its websocket shares ``/ws``."""
+        self.xo.install(self)
+        self.xo_sockets = XoSockets(self.xo, self.backplane)
+        self.before_serving(self._start_xo)
         self.before_request(self._read_body)
         self.after_request(self.harden)
 
@@ -304,6 +311,9 @@ class DuoRelay(QuartTrio):
         """The UTTT server's tasks (match tasks, revoke sweeper) in the serving nursery."""
         await self.nursery.start(self.uttt.run)
 
+    async def _start_xo(self) -> None:
+        await self.nursery.start(self.xo.run)
+
     async def _start_santorini(self) -> None:
         """The Santorini tournament service (repeat mode) beside the relay, in the
         serving nursery (:func:`~duorelay.services.santorini_beside.serve_tournaments`)."""
@@ -337,7 +347,9 @@ class DuoRelay(QuartTrio):
     def _websocket_handler(self, path: str, address: str) -> Handler | None:
         """The handler of a websocket path, or None (Quart refuses it: 404).
 
-        ``/ws`` and ``/ws/{namespace}``: Kamon relay. ``/CREATE``: a WMBP host.
+        ``/ws`` and ``/ws/{namespace}``: Kamon relay; on ``/ws`` a first frame
+        that is a JSON object is the XO game's (:mod:`duorelay.services.xo_ws`).
+        ``/CREATE``: a WMBP host.
         ``/{CODE}``, 4 letters ``A``-``Z``: a WMBP client, under the failed-lookup
         limit of client ``address`` (:meth:`_limit_lookups`). ``/santorini/live``
         and ``/santorini/live/...``: Santorini spectators. ``/uttt`` and ``/``:
@@ -351,9 +363,12 @@ class DuoRelay(QuartTrio):
             return santorini
         namespace = namespace_for_path(path)
         if namespace is not None:
-            return partial(
+            relay = partial(
                 kamon.relay, namespace=namespace, rooms=self.rooms, backplane=self.backplane
             )
+            if path == "/ws":  # shared with the XO game: told apart by the first frame
+                return partial(self.xo_sockets.sniff, kamon=relay)
+            return relay
         shared = self.backplane.shared
         if path == wmbp_protocol.CREATE_PATH:
             if shared:

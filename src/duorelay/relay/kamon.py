@@ -41,9 +41,17 @@ SEAT_TAKEN = "seat {} of this room is already taken"
 
 
 async def relay(
-    session: Session, namespace: str, rooms: Registry[Peer], backplane: Backplane
+    session: Session,
+    namespace: str,
+    rooms: Registry[Peer],
+    backplane: Backplane,
+    first: str | bytes | None = None,
 ) -> None:
     """Serve one Kamon connection of ``namespace`` until it ends.
+
+    ``first`` is the connection's first frame when a caller already read it
+    (``/ws`` is shared with the XO protocol, told apart by its first frame:
+    :mod:`duorelay.services.xo_ws`); else it is read here.
 
     Close codes, raised as :class:`~duorelay.protocols.ProtocolError`: 4408 if
     no frame arrives within ``join_timeout`` seconds; 4400 if the first frame is
@@ -55,13 +63,9 @@ async def relay(
     is released, at once and synchronously, however this ends (rule 7); with
     a shared backplane its lease and address are given up right after.
     """
-    join = None
-    with trio.move_on_after(session.settings.join_timeout):
-        join = parse_join(await session.receive())
-    if join is None:
-        raise ProtocolError(
-            CloseCode.TIMEOUT, f"no join within {session.settings.join_timeout:g} s"
-        )
+    if first is None:
+        first = await first_frame(session)
+    join = parse_join(first)
     session.where = {"ns": namespace, "room": join.room, "seat": join.seat}
     shared = backplane.shared
     try:
@@ -108,6 +112,13 @@ async def relay(
         if address:
             backplane.unlisten(address)
             backplane.release(address)
+
+
+async def first_frame(session: Session) -> str | bytes:
+    """The connection's first frame, within ``join_timeout`` seconds (else 4408)."""
+    with trio.move_on_after(session.settings.join_timeout):
+        return await session.receive()
+    raise ProtocolError(CloseCode.TIMEOUT, f"no join within {session.settings.join_timeout:g} s")
 
 
 def seat_address(namespace: str, room: str, index: int) -> str:
