@@ -30,9 +30,23 @@ from duorelay.games.base import Player as Mark
 
 from .conftest import ARTIFACTS, RelayServer, serving
 from .pages import Player
-from .test_a11y import axe_check
+from .test_a11y import axe_check as serious_axe_check
 
 OpenPlayer = Callable[[str], Player]
+
+
+def axe_check(player: Player, label: str) -> None:
+    """axe-core on the whole page: no violation of any impact (the page's docs
+    promise none; serious and critical ones are reported in detail)."""
+    results = serious_axe_check(player, label)
+    found = [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + "; ".join(", ".join(map(str, n["target"])) for n in v["nodes"][:5])
+        for v in results["violations"]
+    ]
+    assert not found, f"axe on {label}:\n" + "\n".join(found)
+
+
 PAGE_VIEWPORT = {"width": 1100, "height": 1100}
 
 # (sub_x, sub_y, x, y), X (alice, player_a) first. X wins the small boards

@@ -28,9 +28,23 @@ from playwright.sync_api import Locator, expect
 
 from .conftest import ARTIFACTS, RelayServer, serving
 from .pages import Player
-from .test_a11y import axe_check
+from .test_a11y import axe_check as serious_axe_check
 
 OpenPlayer = Callable[[str], Player]
+
+
+def axe_check(player: Player, label: str) -> None:
+    """axe-core on the whole page: no violation of any impact (the page's docs
+    promise none; serious and critical ones are reported in detail)."""
+    results = serious_axe_check(player, label)
+    found = [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + "; ".join(", ".join(map(str, n["target"])) for n in v["nodes"][:5])
+        for v in results["violations"]
+    ]
+    assert not found, f"axe on {label}:\n" + "\n".join(found)
+
+
 PAGE_VIEWPORT = {"width": 900, "height": 1200}
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -81,7 +95,7 @@ class Xo:
 
     def open(self) -> None:
         self.page.set_viewport_size(PAGE_VIEWPORT)  # type: ignore[arg-type]
-        self.page.goto(f"{self.player.base_url}xo/")
+        self.page.goto(f"{self.player.base_url}static/xo/index.html")
         self.expect_view("login")
 
     def sign_up(self, password: str) -> None:
@@ -222,7 +236,6 @@ def test_xo_sign_up_create_join_play_event_log(open_player: OpenPlayer) -> None:
     expect(o.status).to_have_text("Game over: you lose, X wins.")
     expect(o.status).to_have_attribute("data-state", "lost")
     for p in (x, o):
-        expect(p.page.locator("#conn")).to_have_text("Game over")
         expect(p.page.locator('#board .cell[aria-disabled="false"]')).to_have_count(0)
         p.expect_log(order, x)
     axe_check(x.player, "the finished game with its event log (won)")
@@ -239,6 +252,7 @@ def test_xo_sign_up_create_join_play_event_log(open_player: OpenPlayer) -> None:
     axe_check(o.player, "the lobby with your games")
     mine.get_by_test_id("open-game").click()
     o.expect_view("game")
+    expect(o.page.locator("#conn")).to_have_text("Game over")  # no websocket for a finished game
     expect(o.status).to_have_text("Game over: you lose, X wins.")
     o.expect_log(order, x)
 
@@ -247,6 +261,7 @@ def test_xo_sign_up_create_join_play_event_log(open_player: OpenPlayer) -> None:
     x.expect_view("game")
     expect(x.page.locator("#game-id")).to_have_text(game)
     expect(x.status).to_have_text("Game over: you win (X)!")
+    expect(x.page.locator("#conn")).to_have_text("Game over")
     for cx, cy in X_MOVES:
         expect(x.cell(cx, cy)).to_have_attribute("data-mark", "X")
     x.expect_log(order, x)
