@@ -75,7 +75,8 @@ async def test_successful_lookups_are_not_charged(start_server: StartServer) -> 
 
 async def test_a_path_that_is_no_room_code_is_no_lookup(start_server: StartServer) -> None:
     server = await start_server(**SLOW)
-    for path in ("/abcd", "/uttt", "/ABC1", "/abcd", "/uttt"):
+    # (/uttt is the UTTT server's websocket; GET /uttt redirects to its page /uttt/.)
+    for path in ("/abcd", "/utt", "/ABC1", "/abcd", "/Uttt"):
         status, _, body = await http_get(server, path)
         assert status == 404 and body != b"Game not found"
         assert await ws_refused(server, path) == 404

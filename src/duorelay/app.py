@@ -30,6 +30,10 @@ JSON API ``/santorini/api/...`` and the websocket feeds ``/santorini/live``
 and ``/santorini/live/{match_id}``, fed by a spectators hub given to the
 tournament's recorder.
 
+The ultimate tic-tac-toe server (:mod:`duorelay.services.uttt`) serves
+websockets at ``/uttt`` and ``/`` (``GET /`` stays the index) and its page at
+``GET /uttt/``; its tasks run in the serving nursery once the store is open.
+
 Abuse limits by client address (the ASGI scope's ``client``: behind a proxy,
 every client has the proxy's address; ``X-Forwarded-For`` is not read): at most
 ``max_connections_per_address`` websockets open in this process, and failed
