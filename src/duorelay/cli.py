@@ -40,6 +40,7 @@ from duorelay.protocols import santorini as wire
 from duorelay.referee.record import Recorder
 from duorelay.services.santorini import SantoriniServer, ServerConfig
 from duorelay.services.santorini_clients import ClientsConfig, run_clients
+from duorelay.services.users import add_user
 from duorelay.settings import Settings, SettingsError, load_settings
 from duorelay.store.gateway import Store
 from duorelay.transport.sockets import set_tcp_user_timeout
@@ -199,6 +200,18 @@ def parser() -> argparse.ArgumentParser:
         description=CLIENTS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    users = commands.add_parser(
+        "users", help="manage the accounts of the XO and UTTT services"
+    ).add_subparsers(dest="users_command", metavar="USERS_COMMAND", required=True)
+    add = users.add_parser(
+        "add",
+        help="sign up an account; its password is read from standard input",
+        description="Create account NAME (3 to 16 of a-z 0-9 _ -) in the database of "
+        "DUORELAY_DATABASE_URL; the password is the first line of standard input. "
+        "Exit status: 0 created, 1 refused (the reason on standard error), 2 bad "
+        "settings or usage.",
+    )
+    add.add_argument("name", metavar="NAME")
     return cli
 
 
@@ -244,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return santorini(host=args.host, use_store=not args.no_store)
     if args.command == "santorini-clients":
         return santorini_clients()
+    if args.command == "users":
+        settings = _settings()
+        return 2 if settings is None else add_user(settings, args.name)
     try:
         # The app layer sits above this one; importing it creates the app
         # from the environment, as for `hypercorn duorelay.app:app`.

@@ -214,10 +214,10 @@ class XoService:
         try:
             name = tokens.user(token.strip())
         except BadToken:
-            raise unauthenticated("Could not validate credentials") from None
+            raise unauthenticated() from None
         account = await self.query(lambda c: account_queries.account_by_name(c, name))
         if account is None:
-            raise unauthenticated("Could not validate credentials")
+            raise unauthenticated()
         return account
 
     async def _form(self) -> xo_docs.LoginForm:
