@@ -46,6 +46,9 @@ def axe_check(player: Player, label: str) -> None:
 
 
 PAGE_VIEWPORT = {"width": 900, "height": 1200}
+# The game is played on the page's file; test_xo_page_route checks that /xo/
+# (the route the index page links to) serves that same page.
+PAGE = "static/xo/index.html"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 # (x, y): x the column, y the row. X fills row 0 from the left: 4 in a row.
@@ -93,9 +96,9 @@ class Xo:
         expect(self.page.locator("body")).to_have_attribute("data-view", view)
         expect(self.page.locator(f"#{view}-view")).to_be_visible()
 
-    def open(self) -> None:
+    def open(self, path: str = PAGE) -> None:
         self.page.set_viewport_size(PAGE_VIEWPORT)  # type: ignore[arg-type]
-        self.page.goto(f"{self.player.base_url}static/xo/index.html")
+        self.page.goto(f"{self.player.base_url}{path}")
         self.expect_view("login")
 
     def sign_up(self, password: str) -> None:
@@ -267,3 +270,17 @@ def test_xo_sign_up_create_join_play_event_log(open_player: OpenPlayer) -> None:
     x.expect_log(order, x)
     axe_check(x.player, "the finished game after a reload")
     shot(x.player, "07-after-reload")
+
+
+def test_xo_page_route(open_player: OpenPlayer) -> None:
+    """The index page links to /xo/, and /xo/ serves the XO page (docs/xogame.md)."""
+    visitor = Xo(open_player("visitor"))
+    visitor.page.goto(visitor.player.base_url)
+    link = visitor.page.get_by_role("link", name="play XO")
+    expect(link).to_have_attribute("href", "/xo/")
+    response = visitor.page.goto(f"{visitor.player.base_url}xo/")
+    assert response is not None and response.status == 200, (
+        f"GET /xo/ answered {response and response.status}: the page route is missing"
+    )
+    visitor.expect_view("login")
+    expect(visitor.page.locator("#auth-form")).to_be_visible()
