@@ -7,6 +7,7 @@ import json
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,9 @@ async def test_greeting_order_after_login_and_reconnect(server: Server) -> None:
             assert update["id"] == match_id
             assert update["match_state"]["active_player"] == "ann"
             assert update["ranked"] is True
+            revoke = datetime.strptime(update["revoke_time"], "%Y-%m-%d %H:%M:%S")
+            in_a_week = datetime.now(UTC).replace(tzinfo=None) + timedelta(days=7)
+            assert abs(revoke - in_a_week) < timedelta(minutes=5)  # UTC, a week after
         async with logged_in(server, "ann", matches=1) as third:
             assert third.greeted[3]["id"] == match_id  # type: ignore[attr-defined]
 
@@ -267,7 +271,10 @@ async def test_a_user_whose_connections_closed_leaves_the_queue(server: Server) 
         assert (await bob.expect("match_request_response"))["msg"] == "waiting for an opponent"
 
 
-async def test_win_and_ratings_1010_990_then_1019_981(server: Server) -> None:
+async def test_win_and_ratings_1010_990_then_1019_981(
+    start_server: StartServer, database_url: str
+) -> None:
+    server = await start_server(database_url=database_url)  # SQLite and PostgreSQL
     async with logged_in(server, "ann") as ann, logged_in(server, "bob") as bob:
         for elos in ((1010, 990), (1019, 981)):
             match_id = await challenge(ann, bob, "bob")
@@ -351,14 +358,17 @@ async def test_end_match_ranked_and_unranked(server: Server) -> None:
 async def test_revoke_after_revoke_time(start_server: StartServer) -> None:
     server = await start_server(uttt_revoke_time=1.0)
     async with logged_in(server, "ann") as ann, logged_in(server, "bob") as bob:
-        match_id = await challenge(ann, bob, "bob")
-        await play(ann, bob, match_id, A_WINS[:1])
+        match_id = await challenge(ann, bob, "bob")  # nobody moves: ann is on turn
         update = await ann.expect("match_update")  # pushed by the sweeper
         assert await bob.expect("match_update") == update
         state = update["match_state"]
-        assert state["game_over"] and state["player_won"] == "ann"  # bob was on turn
-        assert (await ann.expect("elo_update"))["elo"] == 1010
-        assert (await bob.expect("elo_update"))["elo"] == 990
+        assert update["id"] == match_id
+        assert state["game_over"] and state["player_won"] == "bob"
+        assert (await ann.expect("elo_update"))["elo"] == 990
+        assert (await bob.expect("elo_update"))["elo"] == 1010
+        await ann.move(match_id, A_WINS[0])
+        assert (await ann.expect("move_response"))["msg"] == "the match is over"
+        assert (await ann.expect("match_update")) == update
 
 
 async def test_friends(server: Server) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import trio
@@ -19,8 +18,9 @@ from duorelay.store.gateway import Store
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'duorelay.db'}")
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A migrated store on SQLite and on PostgreSQL."""
+    store = Store(database_url)
     await store.migrate()
     yield store
     store.close()

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -54,6 +53,7 @@ from duorelay.referee.matchmaking import Matchmaking, MatchRefused
 from duorelay.referee.ratings import standing
 from duorelay.referee.uttt import GAME, NotAPlayer, UtttGame, UtttMatch
 from duorelay.services.referee_store import Referee, RefereeStore, StoreUnavailable
+from duorelay.services.uttt_online import Client, Online, push_to
 from duorelay.settings import Settings
 from duorelay.store import accounts as queries
 from duorelay.store import matches as match_queries
@@ -70,21 +70,8 @@ SESSION_LIFETIME = timedelta(days=20)
 """A login session unused this long expires."""
 TEMPORARY_LIFETIME = timedelta(hours=1)
 """A temporary account's session expires this long after its last connection ends."""
-PENDING_LIMIT = 64
-"""Pushes that may wait for a connection still being greeted; past it: 4430."""
 SWEEP_BATCH = 100
 """Overdue matches revoked per sweep at most."""
-
-
-@dataclass(eq=False)
-class Client:
-    """One logged-in connection: its ``session``, ``account`` and login ``session_id``.
-    ``pending`` holds pushes until the greeting is sent (then ``None``)."""
-
-    session: Session
-    account: Account
-    session_id: str
-    pending: list[str] | None = field(default_factory=list)
 
 
 class UtttService:
@@ -97,9 +84,8 @@ class UtttService:
         self.game = UtttGame()
         self.matches: Matches[UtttMatch, referee_uttt.Command] | None = None
         self.matchmaking: Matchmaking | None = None
-        self.online: dict[int, set[Client]] = {}
-        """Live connections by account id (accounts without any are removed)."""
-        self._session_clients: dict[str, int] = {}
+        self.online = Online()
+        """Live connections by account (several tabs or devices)."""
         self._nursery: trio.Nursery | None = None
         self._ready = trio.Event()
 
@@ -180,7 +166,7 @@ class UtttService:
         """Log in or reconnect; ``None`` (answered, the connection closing) on failure."""
         store = referee.store
         if isinstance(first, wire.Reconnect):
-            live = self._session_clients.get(first.id, 0) > 0
+            live = self.online.session_open(first.id)
             at = now()
             account = None
             if HEX_ID.fullmatch(first.id):
@@ -235,18 +221,18 @@ class UtttService:
         response: wire.ServerMessage
         if isinstance(first, wire.Reconnect):
             response = wire.ReconnectResponse(
-                True, client.session_id, account.name, registered, ""
+                True, client.session_id, account.name, registered, f"welcome back, {account.name}"
             )
         else:
-            response = wire.LoginResponse(True, client.session_id, registered, "")
+            kind = "" if registered else " (temporary account)"
+            msg = f"logged in as {account.name}{kind}"
+            response = wire.LoginResponse(True, client.session_id, registered, msg)
         await self._send(client, response)
         elo, friends = await referee.store.run(lambda c: _profile(c, account))
         await self._send(client, elo)
         await self._send(client, friends)
         await self._send_matches(client, referee)
-        pending, client.pending = client.pending or [], None
-        for frame in pending:
-            self._push_to(client, frame)
+        client.greeted()
 
     async def _send_matches(self, client: Client, referee: Referee) -> None:
         account_id = client.account.id
@@ -307,7 +293,7 @@ class UtttService:
             match = loaded[0]
             frame = wire.encode(self._update(match_id, match))
             for account_id in match.row.account_ids:
-                self.push(account_id, frame)
+                self.online.push(account_id, frame)
 
     async def _submit(
         self, client: Client, match_id: str, command: referee_uttt.Command, kind: str | None = None
@@ -326,10 +312,10 @@ class UtttService:
             if isinstance(outcome, Decision):
                 self._announce(match_id, outcome)
                 return
-            self._push_to(client, refuse(outcome.reason))
+            push_to(client, refuse(outcome.reason))
             live = self.matches.live(match_id) if self.matches is not None else None
             if not isinstance(outcome, NotAPlayer) and live is not None:
-                self._push_to(client, wire.encode(self._update(match_id, live.state)))
+                push_to(client, wire.encode(self._update(match_id, live.state)))
 
         known = HEX_ID.fullmatch(match_id) is not None
         if known:
@@ -343,12 +329,12 @@ class UtttService:
         match = decision.state
         frame = wire.encode(self._update(match_id, match))
         for account_id in match.row.account_ids:
-            self.push(account_id, frame)
+            self.online.push(account_id, frame)
         finished = decision.extra
         if not isinstance(finished, referee_uttt.Finished):
             return
         for account_id, value in finished.standings.items():
-            self.push(account_id, wire.encode(referee_uttt.elo_update(value)))
+            self.online.push(account_id, wire.encode(referee_uttt.elo_update(value)))
         seen = [a for a in match.row.account_ids if a in self.online]
         if seen and self._nursery is not None:
             self._nursery.start_soon(self._mark_seen, match_id, seen)
@@ -400,48 +386,17 @@ class UtttService:
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             await client.session.outbox.send(frame)
 
-    def push(self, account_id: int, frame: str) -> None:
-        """Give ``frame`` to every connection of the account (never waits)."""
-        for client in list(self.online.get(account_id, ())):
-            self._push_to(client, frame)
-
-    def _push_to(self, client: Client, frame: str) -> None:
-        if client.pending is not None:
-            if len(client.pending) >= PENDING_LIMIT:
-                client.session.close(CloseCode.TOO_SLOW, "too slow: too many pushes waiting")
-            else:
-                client.pending.append(frame)
-            return
-        try:
-            client.session.outbox.push(frame)
-        except trio.WouldBlock:
-            client.session.close(CloseCode.TOO_SLOW, "too slow: the outbox is full")
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
-
     def _add(self, client: Client) -> None:
-        self.online.setdefault(client.account.id, set()).add(client)
-        self._session_clients[client.session_id] = (
-            self._session_clients.get(client.session_id, 0) + 1
-        )
+        self.online.add(client)
 
     def _remove(self, client: Client) -> None:
         """Synchronous: forget the connection; its user leaves the queue with the
         last one; a login session's last connection marks it used (its expiry)."""
-        clients = self.online.get(client.account.id)
-        if clients is not None:
-            clients.discard(client)
-            if not clients:
-                del self.online[client.account.id]
-                if self.matchmaking is not None:
-                    self.matchmaking.leave(client.account.id)
-        left = self._session_clients.get(client.session_id, 1) - 1
-        if left:
-            self._session_clients[client.session_id] = left
-        else:
-            self._session_clients.pop(client.session_id, None)
-            if self._nursery is not None:
-                self._nursery.start_soon(self._touch, client.session_id)
+        last_of_account, last_of_session = self.online.remove(client)
+        if last_of_account and self.matchmaking is not None:
+            self.matchmaking.leave(client.account.id)
+        if last_of_session and self._nursery is not None:
+            self._nursery.start_soon(self._touch, client.session_id)
 
     async def _touch(self, session_id: str) -> None:
         try:

@@ -58,8 +58,10 @@ def match_row(connection: Connection, match_id: str, game: str) -> MatchRow | No
         return None
     names = tuple(row.players)
     moved_at = row.moved_at or row.created_at
-    if moved_at.tzinfo is None:  # SQLite returns naive UTC
+    # SQLite returns naive UTC; PostgreSQL the session's time zone.
+    if moved_at.tzinfo is None:
         moved_at = moved_at.replace(tzinfo=UTC)
+    moved_at = moved_at.astimezone(UTC)
     return MatchRow(
         row.id,
         (str(names[0]), str(names[1])),
