@@ -4,8 +4,10 @@ the connection stays; Kamon keeps /ws for first frames that are not JSON objects
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+import jwt
 import pytest
 import trio
 from trio_websocket import WebSocketConnection
@@ -60,7 +62,10 @@ async def refused(ws: WebSocketConnection, frame: str | bytes, error: str) -> No
     assert await reply(ws) == {"ok": False, "error": error}
 
 
-async def test_refused_commands_store_and_broadcast_nothing(server: Server) -> None:
+async def test_refused_commands_store_and_broadcast_nothing(
+    start_server: StartServer, database_url: str
+) -> None:
+    server = await start_server(database_url=database_url)
     game = await started(server)
     (x, _), (o, _) = game.x, game.o
     async with server.connect() as wx, server.connect() as wo:
@@ -191,3 +196,32 @@ async def test_first_frame_timeout(start_server: StartServer) -> None:
     async with server.connect() as ws:
         assert await closed_with(ws) == (4408, "no join within 0.2 s")
     await trio.lowlevel.checkpoint()
+
+
+async def test_expired_forged_and_wrong_claims_intratokens(start_server: StartServer) -> None:
+    secret = "s" * 64
+    server = await start_server(jwt_secret=secret)
+    game = await started(server)
+    now = int(time.time())
+    claims = {"player_uuid": game.x[0], "game_uuid": game.id, "exp": now + 600}
+    for bad in (
+        jwt.encode({**claims, "exp": now - 5}, secret, algorithm="HS256"),  # expired
+        jwt.encode(claims, "f" * 64, algorithm="HS256"),  # forged
+        jwt.encode(claims, secret, algorithm="HS512"),  # another algorithm
+        jwt.encode(claims, None, algorithm="none"),  # alg none
+        jwt.encode({**claims, "game_uuid": "nope"}, secret, algorithm="HS256"),  # not a UUID
+        jwt.encode({"player_uuid": game.x[0], "exp": now + 600}, secret, algorithm="HS256"),
+    ):
+        async with server.connect() as ws:
+            await ws.send_message(authorize(bad))
+            assert await reply(ws) == {"ok": False, "error": "Invalid token"}
+            assert await closed_with(ws) == (1008, "Invalid token")
+    # A well-made token of a player who is not in the game.
+    stranger = jwt.encode(
+        {**claims, "player_uuid": "12345678-1234-4234-8234-123456789abc"}, secret, "HS256"
+    )
+    async with server.connect() as ws:
+        await ws.send_message(authorize(stranger))
+        assert await reply(ws) == {"ok": False, "error": "Bad player reference"}
+        assert await closed_with(ws) == (1008, "Bad player reference")
+    assert len(await game.events()) == 1

@@ -19,7 +19,7 @@ Routes (JSON bodies; every error is FastAPI's shape, never a traceback):
   ``{"access_token", "token_type": "Intra", "type": "Intra"}``, 422 not a
   UUID, 404, 403 not a player; ``GET /game/fetch/{game}``: the events, 404
   ``Game not found`` (also for a game without events: no opponent yet).
-- ``GET /healthcheck``: ``"OK"`` (no token).
+- ``GET /healthcheck``: ``"OK"`` (no token); ``GET /xo/``: the page ``static/xo/``.
 - A wrong method on these paths: 405 ``{"detail": "Method Not Allowed"}``.
 - The database unavailable: 503 ``{"detail"}``.
 
@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 import trio
 from pydantic import ValidationError
-from quart import Quart, Response, request
+from quart import Quart, Response, request, send_from_directory
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import MethodNotAllowed
@@ -145,6 +145,7 @@ class XoService:
             app.add_url_rule(
                 path, f"xo_{view.__name__}_{number}", xo_docs.documented(view), methods=methods
             )
+        app.add_url_rule("/xo/", "xo_page_index", self.page)
         app.register_error_handler(ApiError, self._error)
         app.register_error_handler(MethodNotAllowed, self._not_allowed)
         xo_docs.install(app)
@@ -350,6 +351,10 @@ class XoService:
         if not found:
             raise ApiError(404, GAME_NOT_FOUND)
         return _json([wire.event(game_hex, seq, kind, data) for seq, kind, data in found])
+
+    async def page(self) -> Response:
+        """``GET /xo/``: the XO page (``static/xo/index.html`` of the static folder)."""
+        return await send_from_directory(self.settings.static_dir.resolve() / "xo", "index.html")
 
     async def healthcheck(self) -> Response:
         """``GET /healthcheck``: ``"OK"``."""

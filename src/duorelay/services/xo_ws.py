@@ -46,6 +46,7 @@ from duorelay.services.xo import ApiError, XoService
 log = logging.getLogger("duorelay")
 
 TOO_SLOW = "too slow: the outbox is full"
+INVALID_TOKEN = "Invalid token"
 
 
 def address(game: str) -> str:
@@ -103,10 +104,13 @@ class XoSockets:
         try:
             _, matches, tokens = await self.service.ready()
             player, game = tokens.game(authorize.token)
-        except (ApiError, BadToken) as error:
-            reason = "Invalid token" if isinstance(error, BadToken) else SERVICE_UNAVAILABLE
-            _push(session, wire.reply(reason))
-            session.close(wire.POLICY_VIOLATION, reason, flush=True)
+        except ApiError:  # the database is unavailable
+            _push(session, wire.reply(SERVICE_UNAVAILABLE))
+            session.close(CloseCode.TRY_AGAIN_LATER, SERVICE_UNAVAILABLE, flush=True)
+            return
+        except BadToken:
+            _push(session, wire.reply(INVALID_TOKEN))
+            session.close(wire.POLICY_VIOLATION, INVALID_TOKEN, flush=True)
             return
 
         def listener(match: Match[Any], decision: Decision[Any]) -> None:
@@ -120,8 +124,8 @@ class XoSockets:
                 session.close(wire.POLICY_VIOLATION, reason, flush=True)
                 return
             session.where = {"protocol": "xo", "game": game}
-            await self._join(session, game)
             try:
+                await self._join(session, game)
                 _push(session, wire.reply())
                 session.log("authorized")
                 while True:
@@ -165,25 +169,30 @@ class XoSockets:
             _push(session, wire.reply("Game not found"))
 
     async def _join(self, session: Session, game: str) -> None:
-        """Count ``session`` in ``game``; the first of its game listens to the backplane."""
-        sessions = self.games.setdefault(game, set())
-        sessions.add(session)
+        """Count ``session`` in ``game``; the first of its game listens to the
+        backplane, the others wait for that (1013 if it failed)."""
+        self.games.setdefault(game, set()).add(session)
         if not self.backplane.shared:
             return
         listening = self._listening.get(game)
-        if listening is None:
-            self._listening[game] = listening = trio.Event()
-            try:
-                with trio.move_on_after(session.settings.backplane_wait):
-                    await self.backplane.wait_available()
-                await self.backplane.listen(address(game), self._deliver(game), self._lost(game))
-            except BackplaneUnavailable:
+        if listening is not None:
+            await listening.wait()
+            if game not in self._listening:
+                raise ProtocolError(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
+            return
+        self._listening[game] = listening = trio.Event()
+        try:
+            with trio.move_on_after(session.settings.backplane_wait):
+                await self.backplane.wait_available()
+            await self.backplane.listen(address(game), self._deliver(game), self._lost(game))
+        except BaseException as error:  # trio.Cancelled too: nobody listens
+            if self._listening.get(game) is listening:
                 del self._listening[game]
-                listening.set()
+            if isinstance(error, BackplaneUnavailable):
                 raise ProtocolError(CloseCode.TRY_AGAIN_LATER, UNAVAILABLE) from None
-            finally:
-                listening.set()
-        await listening.wait()
+            raise
+        finally:
+            listening.set()
 
     def _leave(self, session: Session, game: str) -> None:
         sessions = self.games.get(game)
