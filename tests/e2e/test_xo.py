@@ -46,9 +46,7 @@ def axe_check(player: Player, label: str) -> None:
 
 
 PAGE_VIEWPORT = {"width": 900, "height": 1200}
-# The game is played on the page's file; test_xo_page_route checks that /xo/
-# (the route the index page links to) serves that same page.
-PAGE = "static/xo/index.html"
+PAGE = "xo/"  # the route the index page links to (also /static/xo/index.html)
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 # (x, y): x the column, y the row. X fills row 0 from the left: 4 in a row.
@@ -273,7 +271,8 @@ def test_xo_sign_up_create_join_play_event_log(open_player: OpenPlayer) -> None:
 
 
 def test_xo_page_route(open_player: OpenPlayer) -> None:
-    """The index page links to /xo/, and /xo/ serves the XO page (docs/xogame.md)."""
+    """The index page links to /xo/, /xo/ serves the XO page (docs/xogame.md), and
+    so does /static/xo/index.html."""
     visitor = Xo(open_player("visitor"))
     visitor.page.goto(visitor.player.base_url)
     link = visitor.page.get_by_role("link", name="play XO")
@@ -283,4 +282,6 @@ def test_xo_page_route(open_player: OpenPlayer) -> None:
         f"GET /xo/ answered {response and response.status}: the page route is missing"
     )
     visitor.expect_view("login")
+    expect(visitor.page.locator("#auth-form")).to_be_visible()
+    visitor.open("static/xo/index.html")
     expect(visitor.page.locator("#auth-form")).to_be_visible()
