@@ -16,7 +16,15 @@ import trio
 from hypercorn.trio import serve
 from trio_websocket import WebSocketConnection
 
-from conftest import STATIC_DIR, RawClient, Server, StartServer, closed_with, http_get
+from conftest import (
+    STATIC_DIR,
+    LogWatch,
+    RawClient,
+    Server,
+    StartServer,
+    closed_with,
+    http_get,
+)
 from duorelay.app import create_app
 from duorelay.cli import RelayConfig
 from duorelay.games import uttt as rules
@@ -262,10 +270,18 @@ async def test_random_pairing_first_come_first_served(server: Server) -> None:
             assert await bob.expect("match_update") == paired
 
 
-async def test_a_user_whose_connections_closed_leaves_the_queue(server: Server) -> None:
-    async with logged_in(server, "ann") as ann:
+async def test_a_user_whose_connections_closed_leaves_the_queue(
+    server: Server, server_log: LogWatch
+) -> None:
+    async with logged_in(server, "ann") as ann, logged_in(server, "ann") as tab:
         await ann.send("match_request", {"player": None})
         await ann.expect("match_request_response")
+        await tab.ws.aclose()
+        await server_log.wait_for("closed", uttt="ann")
+        queue = server.app.uttt.matchmaking
+        assert queue is not None and len(queue) == 1  # ann has a connection left
+    await server_log.wait_for("closed", count=2, uttt="ann")
+    assert len(queue) == 0
     async with logged_in(server, "bob") as bob:
         await bob.send("match_request", {"player": None})
         assert (await bob.expect("match_request_response"))["msg"] == "waiting for an opponent"
@@ -534,3 +550,13 @@ async def test_a_huge_name_is_an_error_or_a_close(server: Server) -> None:
         assert "longer than" in (await ann.expect("error"))["msg"]
         await ann.send("match_request", {"player": filler("match_request", "player", 1)})
         assert (await closed_with(ann.ws))[0] == 1009
+
+
+async def test_no_login_in_time_and_no_database(start_server: StartServer) -> None:
+    server = await start_server(join_timeout=0.2)
+    async with server.connect("/uttt") as ws:
+        assert (await closed_with(ws))[0] == 4408
+    server = await start_server(database_url="sqlite:////nonexistent-folder/db")
+    async with server.connect("/uttt") as ws:
+        await ws.send_message(json.dumps({"type": "login", "data": {"name": "ann", "pw": ""}}))
+        assert await closed_with(ws) == (1013, "the database is unavailable")

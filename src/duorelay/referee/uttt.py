@@ -21,6 +21,7 @@ closer loses; before that nobody's rating changes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -32,7 +33,7 @@ from duorelay.protocols import uttt as wire
 from duorelay.referee.matches import Decision, Event, Refused
 from duorelay.referee.ratings import Standing, record_result, standing
 from duorelay.store.accounts import account_by_id, now
-from duorelay.store.matches import MatchRow, match_row
+from duorelay.store.matches import MatchRow, mark_seen, match_row
 from duorelay.store.schema import match_events, matches
 
 GAME = "uttt"
@@ -99,11 +100,19 @@ class Finished:
     winner: str | None
     ending: str
     rated: bool
+    seen_by: tuple[int, ...] = ()
+    """The players who are told the result now (online): it is not shown to
+    them again at their next login."""
     standings: dict[int, Standing] = field(default_factory=dict)
 
 
 class UtttGame:
-    """The :class:`~duorelay.referee.matches.Game` of UTTT matches."""
+    """The :class:`~duorelay.referee.matches.Game` of UTTT matches; ``online``
+    tells whether an account has a connection that will be told a result
+    (a synchronous, non-blocking call)."""
+
+    def __init__(self, online: Callable[[int], bool] = lambda _: False) -> None:
+        self.online = online
 
     def load(self, connection: Connection, match_id: str) -> tuple[UtttMatch, int] | None:
         """Replay match ``match_id`` from its events; ``None`` if no such UTTT match."""
@@ -158,6 +167,7 @@ class UtttGame:
                 None if winner is None else match.row.names[winner.index],
                 state.result.ending.value,
                 match.row.ranked,
+                self._seen_by(match),
             )
         return Decision(after, (Event("move", data),), finished)
 
@@ -167,8 +177,11 @@ class UtttGame:
         state = rules.forfeit(match.state, Player(loser + 1))
         after = UtttMatch(match.row, state, match.moves)
         event = Event("forfeit", {"loser": loser, "reason": reason, "rated": rated})
-        finished = Finished(match.row.names[1 - loser], "forfeit", rated)
+        finished = Finished(match.row.names[1 - loser], "forfeit", rated, self._seen_by(match))
         return Decision(after, (event,), finished)
+
+    def _seen_by(self, match: UtttMatch) -> tuple[int, ...]:
+        return tuple(account for account in match.row.account_ids if self.online(account))
 
     def write(self, connection: Connection, match_id: str, decision: Decision[UtttMatch]) -> None:
         """Store ``moved_at``; once over, the result and (rated) the ratings."""
@@ -194,6 +207,8 @@ class UtttGame:
                 },
             )
         )
+        if finished.seen_by:
+            mark_seen_by(connection, match_id, finished.seen_by)
         if not finished.rated:
             return
         a_id, b_id = match.row.account_ids
@@ -204,6 +219,12 @@ class UtttGame:
             account = account_by_id(connection, account_id)
             if account is not None:
                 finished.standings[account_id] = standing(connection, GAME, account)
+
+
+def mark_seen_by(connection: Connection, match_id: str, account_ids: tuple[int, ...]) -> None:
+    """The finished match ``match_id`` was shown to ``account_ids``."""
+    for account_id in account_ids:
+        mark_seen(connection, [match_id], account_id)
 
 
 def match_update(match_id: str, match: UtttMatch, revoke_time: float) -> wire.MatchUpdate:

@@ -6,7 +6,8 @@ Task tree (docs/architecture.md)::
      └─ UtttService.run              waits for the store, then owns:
          ├─ Matches.run              one task per match while a submission waits
          ├─ UtttService._sweep       revokes overdue matches, expires sessions
-         └─ short store writes       (seen flags, session times) after a push
+         └─ UtttService._touch       marks a login session used when its
+                                     last connection ends (its expiry)
 
     Session.run (one per connection)
      └─ UtttService.serve            reader: frames -> matchmaking | match inbox
@@ -26,6 +27,12 @@ is full is closed 4430, the match and the others are not disturbed). Bad
 input gets ``error`` and the connection stays. A match's moves go through its
 match task (:class:`~duorelay.referee.matches.Matches`), which stores them
 before anyone is told. A restart loses nothing: everything is in the store.
+
+Cancellation: a connection's handler is cancelled when its session closes
+(it leaves the online registry, and the random queue with its user's last
+connection, synchronously in its ``finally``); the service's tasks are
+cancelled when the app stops (the serving nursery), the match tasks with
+them; a command submitted after that closes its connection with 1001.
 """
 
 from __future__ import annotations
@@ -81,11 +88,11 @@ class UtttService:
         self.settings = settings
         self.referee = referee
         self.static_dir = static_dir
-        self.game = UtttGame()
-        self.matches: Matches[UtttMatch, referee_uttt.Command] | None = None
-        self.matchmaking: Matchmaking | None = None
         self.online = Online()
         """Live connections by account (several tabs or devices)."""
+        self.game = UtttGame(online=self.online.__contains__)
+        self.matches: Matches[UtttMatch, referee_uttt.Command] | None = None
+        self.matchmaking: Matchmaking | None = None
         self._nursery: trio.Nursery | None = None
         self._ready = trio.Event()
 
@@ -109,13 +116,23 @@ class UtttService:
         except StoreUnavailable:
             return
         matches = Matches(referee.store, self.game, GAME)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(matches.run)
-            self.matches = matches
-            self.matchmaking = Matchmaking(referee.store)
-            self._nursery = nursery
-            self._ready.set()
-            nursery.start_soon(self._sweep, referee)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(matches.run)
+                self.matches = matches
+                self.matchmaking = Matchmaking(referee.store)
+                self._nursery = nursery
+                self._ready.set()
+                nursery.start_soon(self._sweep, referee)
+        finally:
+            self._nursery = None
+
+    def _spawn(self, fn: Any, *args: Any) -> None:
+        """Start a short store write in the service's nursery; dropped once the
+        service has stopped (shutdown)."""
+        if self._nursery is not None:
+            with contextlib.suppress(RuntimeError):  # the nursery is closing
+                self._nursery.start_soon(fn, *args)
 
     # -- one connection -----------------------------------------------------------------
 
@@ -319,13 +336,16 @@ class UtttService:
 
         known = HEX_ID.fullmatch(match_id) is not None
         if known:
-            known = await self.matches.submit(match_id, command, reply)
+            try:
+                known = await self.matches.submit(match_id, command, reply)
+            except RuntimeError:  # Matches.run has ended: the server is stopping
+                raise ProtocolError(CloseCode.GOING_AWAY, "server shutting down") from None
         if not known:
             await self.session_send(client, refuse("no such match"))
 
     def _announce(self, match_id: str, decision: Decision[UtttMatch]) -> None:
         """Tell both players (every connection) a decision; a rated result's
-        elo_updates; mark a finished match seen by who is online. Synchronous."""
+        elo_updates. Synchronous."""
         match = decision.state
         frame = wire.encode(self._update(match_id, match))
         for account_id in match.row.account_ids:
@@ -335,14 +355,6 @@ class UtttService:
             return
         for account_id, value in finished.standings.items():
             self.online.push(account_id, wire.encode(referee_uttt.elo_update(value)))
-        seen = [a for a in match.row.account_ids if a in self.online]
-        if seen and self._nursery is not None:
-            self._nursery.start_soon(self._mark_seen, match_id, seen)
-
-    async def _mark_seen(self, match_id: str, account_ids: list[int]) -> None:
-        referee = await self.referee.get()
-        for account_id in account_ids:
-            await referee.store.run(partial(_mark_seen, match_id=match_id, account_id=account_id))
 
     async def _friends(
         self, client: Client, referee: Referee, message: wire.ClientMessage, user: str
@@ -395,8 +407,8 @@ class UtttService:
         last_of_account, last_of_session = self.online.remove(client)
         if last_of_account and self.matchmaking is not None:
             self.matchmaking.leave(client.account.id)
-        if last_of_session and self._nursery is not None:
-            self._nursery.start_soon(self._touch, client.session_id)
+        if last_of_session:
+            self._spawn(self._touch, client.session_id)
 
     async def _touch(self, session_id: str) -> None:
         try:
@@ -442,10 +454,6 @@ def _start_session(connection: Connection, account: Account) -> str:
         value = queries.rating(connection, account.id, GAME)
         queries.set_rating(connection, account.id, GAME, value)
     return queries.create_session(connection, account.id)
-
-
-def _mark_seen(connection: Connection, match_id: str, account_id: int) -> None:
-    match_queries.mark_seen(connection, [match_id], account_id)
 
 
 def _profile(
