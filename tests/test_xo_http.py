@@ -143,6 +143,9 @@ async def test_wrong_method_and_huge_body(server: Server) -> None:
     ]:
         status, _, body = await call(server, method, path, token=alice)
         assert (status, body) == (405, {"detail": "Method Not Allowed"}), (method, path)
+    # Other paths keep Quart's own 405.
+    status, headers, body = await call(server, "POST", "/healthz")
+    assert status == 405 and not headers["content-type"].startswith("application/json")
     status, _, body = await call(server, "POST", "/auth/login", raw=b"u" * (65 * 1024))
     assert status == 413
     status, _, body = await call(server, "GET", "/healthcheck")
