@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -188,17 +189,27 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture
-def relay(artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[RelayServer]:
-    """A started duorelay server, stopped (SIGTERM) after the test."""
+@contextmanager
+def serving(
+    artifacts_dir: Path, request: pytest.FixtureRequest, env: dict[str, str] | None = None
+) -> Iterator[RelayServer]:
+    """A started duorelay server (with ``env`` added to its environment), its
+    output appended to server.log; stopped (SIGTERM) on leaving."""
     with (artifacts_dir / "server.log").open("a", encoding="utf-8") as log:
         log.write(f"=== {request.node.nodeid}\n")
-        server = RelayServer(log)
+        server = RelayServer(log, env)
         server.start()
         try:
             yield server
         finally:
             server.stop()
+
+
+@pytest.fixture
+def relay(artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[RelayServer]:
+    """A started duorelay server, stopped (SIGTERM) after the test."""
+    with serving(artifacts_dir, request) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
