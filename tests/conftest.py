@@ -16,6 +16,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -410,9 +411,21 @@ async def server_process(
     *args: str, cwd: Path = ROOT, **env: str
 ) -> AsyncIterator[tuple[Process, Server]]:
     """Run ``args`` (a server command) in ``cwd`` (default: the repository folder)
-    until it exits; killed (SIGKILL) on exit if still running."""
+    until it exits; killed (SIGKILL) on exit if still running. Its database is
+    ``DUORELAY_DATABASE_URL`` if given, else a file in a temporary folder
+    (removed after), never one in the repository."""
+    with tempfile.TemporaryDirectory() as folder:
+        env.setdefault("DUORELAY_DATABASE_URL", f"sqlite:///{Path(folder) / 'duorelay.db'}")
+        async with _server_process(list(args), cwd, env) as running:
+            yield running
+
+
+@asynccontextmanager
+async def _server_process(
+    args: list[str], cwd: Path, env: dict[str, str]
+) -> AsyncIterator[tuple[Process, Server]]:
     process = await trio.lowlevel.open_process(
-        list(args),
+        args,
         cwd=cwd,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

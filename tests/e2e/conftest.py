@@ -206,9 +206,13 @@ def serving(
 
 
 @pytest.fixture
-def relay(artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[RelayServer]:
-    """A started duorelay server, stopped (SIGTERM) after the test."""
-    with serving(artifacts_dir, request) as server:
+def relay(
+    artifacts_dir: Path, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[RelayServer]:
+    """A started duorelay server, stopped (SIGTERM) after the test; its database
+    a file of the test's own folder (never one in the repository)."""
+    env = {"DUORELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'duorelay.db'}"}
+    with serving(artifacts_dir, request, env) as server:
         yield server
 
 
