@@ -8,6 +8,7 @@ without the patches: run it with ``hypercorn_shims.install`` made a no-op to see
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import tracemalloc
@@ -107,10 +108,8 @@ def open_fds() -> int:
     do not count)."""
     count = 0
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(OSError):  # closed meanwhile (listdir's own fd)
             count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-        except OSError:  # closed meanwhile (listdir's own fd, for one)
-            pass
     return count
 
 
