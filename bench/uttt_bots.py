@@ -71,6 +71,11 @@ def legal_moves(state: dict[str, Any]) -> list[Cell]:
     ]
 
 
+async def sleep_until(instant: float) -> None:
+    """Sleep until ``time.monotonic()`` reaches ``instant`` (trio's clock has an offset)."""
+    await trio.sleep(max(0.0, instant - time.monotonic()))
+
+
 @dataclass
 class Pair:
     """The two bots of a match, its current match and its pace."""
@@ -144,9 +149,9 @@ class Bot:
             return
         if pair.match != match:
             pair.match = match
-            pair.matched.set()
         if match == pair.match and self is pair.bots[0]:
             pair.state = state
+            pair.matched.set()
         if state["active_player"] == self.name and fleet.playing and match == pair.match:
             self.turns_in.send_nowait((match, state, now))
 
@@ -159,7 +164,7 @@ class Bot:
         async for match, state, came in self.turns:
             due = max(pair.due + fleet.period, came)
             pair.due = due
-            await trio.sleep_until(due)
+            await sleep_until(due)
             if not fleet.playing or match != pair.match:
                 continue
             choices = legal_moves(state)
@@ -251,7 +256,7 @@ class Fleet:
                 mover = pair.bots[0] if state["active_player"] == pair.bots[0].name else None
                 mover = mover or pair.bots[1]
                 mover.turns_in.send_nowait((pair.match, state, start))
-        await trio.sleep_until(self.end)
+        await sleep_until(self.end)
         self.playing = False
         await trio.sleep(min(2.0, 2 * self.period))  # answers to the last moves
         return {
