@@ -173,3 +173,35 @@ def run_trio_worker(pipe: Connection, make_handlers: Callable[[Any], dict[str, H
                 pipe.send(answer)
 
     trio.run(main)
+
+
+async def connect_websocket(parent: Any, url: str, problems: Any) -> Any:
+    """A trio-websocket connection whose background tasks live in a nursery of
+    their own, in a task of ``parent``: an error there (trio-websocket 0.12 can
+    raise ``LocalProtocolError`` when a ping from the server crosses our close) ends
+    that connection only; it is counted in ``problems``."""
+    import trio
+    from trio_websocket import connect_websocket_url
+
+    async def hold(task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        started = False
+        try:
+            async with trio.open_nursery() as nursery:
+                ws = await connect_websocket_url(nursery, url)
+                started = True
+                task_status.started(ws)
+        except Exception as error:
+            if not started:
+                raise
+            problems[f"trio-websocket: {type(error).__name__}: {error}"[:160]] += 1
+
+    return await parent.start(hold)
+
+
+def client_problems(answers: list[dict[str, Any]]) -> dict[str, int]:
+    """The bots' own library problems (``connect_websocket``), summed over processes."""
+    total: dict[str, int] = {}
+    for answer in answers:
+        for key, count in answer.get("client_problems", {}).items():
+            total[key] = total.get(key, 0) + count
+    return total

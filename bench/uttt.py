@@ -69,6 +69,7 @@ import turnbased  # noqa: E402
 import uttt_bots  # noqa: E402
 from santorini import bot_names, load_average, log_problems  # noqa: E402
 from servers import RESULTS, ROOT, BenchError, Workers, log, wait_quiet  # noqa: E402
+from turnbased import client_problems  # noqa: E402
 
 TARGET_P99_MS = 20.0
 TARGET_RATE = 1000.0
@@ -168,9 +169,9 @@ def run(plan: Plan) -> dict[str, Any]:
             "rss_play_mb": rss_play / 2**20,
             "rss_per_bot_kb": (rss_matched - rss0) / logged_in / 1024,
             "errors": dict(bots.errors),
+            "client_problems": client_problems(answers),
             "log_problems": log_problems(server)[:50],
         }
-        bots.call("close", [{}] * len(bots), timeout=60)
         return figures
     finally:
         if bots is not None:
@@ -229,6 +230,8 @@ def markdown(r: dict[str, Any], *, plan: Plan, command: str, loads: tuple[str, s
         f"({r['rss_per_bot_kb']:.0f} KB per logged-in bot) |",
         f"| bot errors / server log problems | {sum(r['errors'].values())} / "
         f"{len(r['log_problems'])} |",
+        f"| bot library problems (trio-websocket, client side; not errors) | "
+        f"{sum(r['client_problems'].values())} |",
         "",
         f"Target (p99 under {TARGET_P99_MS:g} ms at {TARGET_RATE:,.0f} moves/s, "
         f"{1000 if not plan.quick else plan.matches:,} matches, SQLite): {verdict} "

@@ -43,11 +43,11 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import trio
+import turnbased
 from trio_websocket import (
     ConnectionClosed,
     HandshakeError,
     WebSocketConnection,
-    connect_websocket_url,
 )
 
 Cell = tuple[int, int, int, int]  # sub_x, sub_y, x, y
@@ -185,6 +185,7 @@ class Fleet:
         self.bots: list[Bot] = []
         self.pairs: list[Pair] = []
         self.errors: Counter[str] = Counter()
+        self.closing_problems: Counter[str] = Counter()  # of trio-websocket, not the server
         self.closing = False
         self.playing = False
         self.begin = self.end = self.period = 0.0
@@ -209,7 +210,9 @@ class Fleet:
             nonlocal logged_in
             async with limiter:
                 try:
-                    bot.ws = await connect_websocket_url(self.nursery, arg["url"])
+                    bot.ws = await turnbased.connect_websocket(
+                        self.nursery, arg["url"], self.closing_problems
+                    )
                     await bot.send("login", {"name": bot.name, "pw": arg["pw"]})
                     while True:
                         message = json.loads(await bot.ws.get_message())
@@ -265,6 +268,7 @@ class Fleet:
             "late": self.late,
             "games_over": self.games_over,
             "errors": dict(self.errors),
+            "client_problems": dict(self.closing_problems),
         }
 
     async def close(self, _arg: dict[str, Any]) -> dict[str, Any]:

@@ -74,6 +74,7 @@ import turnbased  # noqa: E402
 import xo_bots  # noqa: E402
 from santorini import bot_names, load_average, log_problems  # noqa: E402
 from servers import RESULTS, ROOT, BenchError, Workers, log, wait_quiet  # noqa: E402
+from turnbased import client_problems  # noqa: E402
 
 DEFAULT_PROFILE = "rfc9106-low-memory"
 
@@ -261,9 +262,9 @@ def run_games(plan: Plan, databases: Databases, kind: str) -> dict[str, Any]:
             "rss_ready_mb": rss_ready / 2**20,
             "rss_play_mb": rss_play / 2**20,
             "errors": dict(bots.errors),
+            "client_problems": client_problems(answers),
             "log_problems": log_problems(server)[:50],
         }
-        bots.call("close", [{}] * len(bots), timeout=60)
         return figures
     finally:
         if bots is not None:
@@ -361,6 +362,10 @@ def markdown(
         (
             "bot errors / server log problems",
             lambda r: f"{sum(r['errors'].values())} / {len(r['log_problems'])}",
+        ),
+        (
+            "bot library problems (trio-websocket, client side; not errors)",
+            lambda r: f"{sum(r['client_problems'].values())}",
         ),
     ]
     for label, cell in rows:

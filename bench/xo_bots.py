@@ -42,11 +42,11 @@ from typing import Any
 
 import httpx
 import trio
+import turnbased
 from trio_websocket import (
     ConnectionClosed,
     HandshakeError,
     WebSocketConnection,
-    connect_websocket_url,
 )
 
 MESSAGE_TIMEOUT = 30.0
@@ -130,7 +130,9 @@ class Pair:
                 await fleet.http.get(f"/auth/intratoken/{self.game}", headers=player.auth),
                 "GET /auth/intratoken",
             )["access_token"]
-            player.ws = await connect_websocket_url(fleet.nursery, fleet.ws_url)
+            player.ws = await turnbased.connect_websocket(
+                fleet.nursery, fleet.ws_url, fleet.closing_problems
+            )
             await player.ws.send_message(
                 json.dumps({"type": "authorize", "data": {"token": token}})
             )
@@ -257,6 +259,7 @@ class Fleet:
         self.players: list[Player] = []
         self.pairs: list[Pair] = []
         self.errors: Counter[str] = Counter()
+        self.closing_problems: Counter[str] = Counter()  # of trio-websocket, not the server
         self.playing = False
         self.begin = self.end = self.period = 0.0
         self.moves = self.games_over = self.games_started = 0
@@ -378,6 +381,7 @@ class Fleet:
             "games_over": self.games_over,
             "games_started": self.games_started,
             "errors": dict(self.errors),
+            "client_problems": dict(self.closing_problems),
         }
 
     async def close(self, _arg: dict[str, Any]) -> dict[str, Any]:
