@@ -42,8 +42,9 @@ that move; p50, p90, p99, max); server CPU per move (psutil: the server process'
 user + system time over the window, every thread, divided by the moves);
 database time per move (wall and CPU time inside the store's transactions,
 counted in the server by ``timed_store.py``, over the moves; transactions per
-move); bot and other CPU; late moves (sent more than one period after due: the
-bots or the server fell behind); server RSS. Nothing may go wrong: no bot error,
+move); bot and other CPU; late turns (the update that gives a bot its turn came
+after its move was already due: the server is behind the offered pace, and the
+match moves more slowly); server RSS. Nothing may go wrong: no bot error,
 no server log line at WARNING or above; else the exit status is 1.
 """
 
@@ -223,7 +224,8 @@ def markdown(r: dict[str, Any], *, plan: Plan, command: str, loads: tuple[str, s
         f"| bot CPU per move | {r['bot_cpu_us_per_move']:.0f} us "
         f"({r['bot_cpu_pct']:.0f}% of one core) |",
         f"| other CPU (other processes on the machine) | {r['other_cpu_pct']:.0f}% |",
-        f"| moves sent over one period late | {r['late_moves']:,} |",
+        f"| turns that came after the move was due (server behind the pace) | "
+        f"{r['late_moves']:,} |",
         f"| games finished in the run | {r['games_over']:,} |",
         f"| server RSS before / with every match / after play, MB | {r['rss_before_mb']:.0f} / "
         f"{r['rss_matched_mb']:.0f} / {r['rss_play_mb']:.0f} "

@@ -23,8 +23,8 @@ dict:
   (moves sent in [``begin``, ``end``) and confirmed), ``latencies`` (their
   move-to-update latency: from sending ``move`` to receiving the
   ``match_update`` whose ``last_move`` is that move, at the mover), ``late``
-  (moves sent more than one period after they were due: the server or the bots
-  fell behind), ``games_over``, ``errors``;
+  (turns that came, in the window, after the move was already due: the server
+  fell behind the pace, and that match moves more slowly than offered), ``games_over``, ``errors``;
 - ``close``; ``exit``.
 
 A move is a random legal move computed from the ``match_state`` of the last
@@ -94,7 +94,7 @@ class Bot:
     pair: Pair
     fleet: Fleet
     ws: WebSocketConnection | None = None
-    pending: dict[str, tuple[Cell, float, float]] = field(default_factory=dict)
+    pending: dict[str, tuple[Cell, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # (match id, match_state, when the turn came) on this bot's turn
@@ -128,7 +128,7 @@ class Bot:
         fleet, pair = self.fleet, self.pair
         sent = self.pending.pop(match, None)
         if sent is not None:
-            cell, at, due = sent
+            cell, at = sent
             last = state["last_move"]
             if last is not None and cell == tuple(
                 int(last[k]) for k in ("sub_x", "sub_y", "x", "y")
@@ -136,8 +136,6 @@ class Bot:
                 if fleet.begin <= at < fleet.end:
                     fleet.moves += 1
                     fleet.latencies.append(now - at)
-                    if at - due > fleet.period:
-                        fleet.late += 1
             else:
                 self.pending[match] = sent  # an update of something else: keep waiting
         if state["game_over"]:
@@ -163,6 +161,8 @@ class Bot:
         fleet, pair = self.fleet, self.pair
         async for match, state, came in self.turns:
             due = max(pair.due + fleet.period, came)
+            if came > pair.due + fleet.period and fleet.begin <= came < fleet.end:
+                fleet.late += 1  # the turn came after the move was due: the server is behind
             pair.due = due
             await sleep_until(due)
             if not fleet.playing or match != pair.match:
@@ -172,7 +172,7 @@ class Bot:
                 fleet.errors["no legal move on my turn"] += 1
                 continue
             cell = random.choice(choices)
-            self.pending[match] = (cell, time.monotonic(), due)
+            self.pending[match] = (cell, time.monotonic())
             sx, sy, x, y = cell
             await self.send("move", {"id": match, "sub_x": sx, "sub_y": sy, "x": x, "y": y})
 
