@@ -276,7 +276,12 @@ class Fleet:
 
     def connect(self, base: str) -> None:
         if str(self.http.base_url) != base:
-            limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+            # Idle connections are dropped after 2 s, before Hypercorn closes them (its
+            # keep_alive_timeout is 5 s): else a request sent on a connection the server
+            # is closing fails ("Server disconnected without sending a response").
+            limits = httpx.Limits(
+                max_connections=200, max_keepalive_connections=200, keepalive_expiry=2.0
+            )
             self.http = httpx.AsyncClient(base_url=base, timeout=120.0, limits=limits)
             self.ws_url = base.replace("http://", "ws://") + "/ws"
 
