@@ -161,7 +161,12 @@ def bench(session: nox.Session) -> None:
     ``nox -s bench -- --scaleout [--quick]`` runs bench/scaleout.py instead: the
     cost of a frame between two processes through Redis (needs redis-server).
     ``nox -s bench -- --santorini [--quick]`` runs bench/santorini.py instead: the
-    Santorini referee's CPU per move (store and --no-store) and 100 connected bots."""
+    Santorini referee's CPU per move (store and --no-store) and 100 connected bots.
+    ``nox -s bench -- --uttt [--quick]`` runs bench/uttt.py instead: 1,000 UTTT
+    matches of paced bots (moves/s, move-to-update latency, CPU and database time
+    per move). ``nox -s bench -- --xo [--quick] [--postgres auto|none|URL]`` runs
+    bench/xo.py instead: XO logins/s and 500 concurrent games, on SQLite and on
+    PostgreSQL (a throwaway cluster by default)."""
     session.install(
         "-e",
         ".",
@@ -170,6 +175,8 @@ def bench(session: nox.Session) -> None:
         "websockets>=14",
         "psutil>=6.0",
         "py-spy>=0.4",
+        "trio-websocket>=0.12",  # the UTTT and XO bots
+        "httpx>=0.27",  # the XO bots' HTTP client
     )
     args = list(session.posargs)
     if "--scaleout" in args:
@@ -180,5 +187,13 @@ def bench(session: nox.Session) -> None:
         # bench/santorini.py: the Santorini referee under instant bots
         args.remove("--santorini")
         session.run("python", "bench/santorini.py", *args)
+    elif "--uttt" in args:
+        # bench/uttt.py: the UTTT referee under 1,000 matches of paced bots
+        args.remove("--uttt")
+        session.run("python", "bench/uttt.py", *args)
+    elif "--xo" in args:
+        # bench/xo.py: XO logins and 500 concurrent games, SQLite and PostgreSQL
+        args.remove("--xo")
+        session.run("python", "bench/xo.py", *args)
     else:
         session.run("python", "bench/run.py", *args)

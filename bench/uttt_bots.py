@@ -1,0 +1,286 @@
+"""Ultimate tic-tac-toe bots for ``bench/uttt.py``: many websocket clients
+(trio-websocket) in one process, playing random legal moves at a set pace.
+
+One process (:func:`worker_main`, started by ``servers.Workers``) holds the bots
+of whole matches: bot ``2k`` challenges bot ``2k+1`` by name, so both players of
+a match live here. Commands over the pipe, one at a time, each answered with a
+dict:
+
+- ``login`` ``{"url", "names", "pw", "concurrency"}``: connect one bot per name
+  to ``ws://HOST:PORT/uttt`` and send ``login`` (a registered account: a
+  password registers the name; ``concurrency`` logins at a time, since each
+  costs the server an Argon2 hash); answers ``logged_in``, ``seconds``;
+- ``pair`` ``{"timeout"}``: every even bot sends ``match_request`` naming the next
+  bot; answers once every bot has seen the ``match_update`` of its match:
+  ``matches``, ``seconds``;
+- ``play`` ``{"start", "begin", "end", "period"}`` (``time.monotonic()``
+  instants, shared by every process on Linux): from ``start``, the player on
+  turn of each match moves ``period`` s after the previous move of that match
+  was due, or at once if its turn came later than that (the first moves of the
+  matches spread over one period), so the offered load is ``matches / period``
+  moves a second; a finished match is replaced by a
+  new ``match_request`` of the same pair. Until ``end``; answers ``moves``
+  (moves sent in [``begin``, ``end``) and confirmed), ``latencies`` (their
+  move-to-update latency: from sending ``move`` to receiving the
+  ``match_update`` whose ``last_move`` is that move, at the mover), ``late``
+  (turns that came, in the window, after the move was already due: the server
+  fell behind the pace, and that match moves more slowly than offered), ``games_over``, ``errors``;
+- ``close``; ``exit``.
+
+A move is a random legal move computed from the ``match_state`` of the last
+``match_update`` (:func:`legal_moves`: the sub-board of the last move's cell
+unless it is decided, then any undecided one; its empty cells).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import trio
+import turnbased
+from trio_websocket import (
+    ConnectionClosed,
+    HandshakeError,
+    WebSocketConnection,
+)
+
+Cell = tuple[int, int, int, int]  # sub_x, sub_y, x, y
+
+
+def legal_moves(state: dict[str, Any]) -> list[Cell]:
+    """The legal moves of the player on turn in a ``match_state`` (docs: UTTT.md, Rules)."""
+    if state["game_over"]:
+        return []
+    cells, boards, last = state["complete_field"], state["global_field"], state["last_move"]
+    if last is not None and boards[int(last["y"])][int(last["x"])] == 0:
+        open_boards = [(int(last["x"]), int(last["y"]))]
+    else:
+        open_boards = [(sx, sy) for sy in range(3) for sx in range(3) if boards[sy][sx] == 0]
+    return [
+        (sx, sy, x, y)
+        for sx, sy in open_boards
+        for y in range(3)
+        for x in range(3)
+        if cells[sy * 3 + y][sx * 3 + x] == 0
+    ]
+
+
+async def sleep_until(instant: float) -> None:
+    """Sleep until ``time.monotonic()`` reaches ``instant`` (trio's clock has an offset)."""
+    await trio.sleep(max(0.0, instant - time.monotonic()))
+
+
+@dataclass
+class Pair:
+    """The two bots of a match, its current match and its pace."""
+
+    index: int
+    bots: list[Bot] = field(default_factory=list)
+    match: str | None = None
+    state: dict[str, Any] | None = None  # the last match_state of the current match
+    due: float = 0.0  # when the last move of the current match was due
+    matched: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(eq=False)
+class Bot:
+    name: str
+    pair: Pair
+    fleet: Fleet
+    ws: WebSocketConnection | None = None
+    pending: dict[str, tuple[Cell, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # (match id, match_state, when the turn came) on this bot's turn
+        self.turns_in, self.turns = trio.open_memory_channel[tuple[str, Any, float]](16)
+
+    async def send(self, kind: str, data: Any) -> None:
+        assert self.ws is not None
+        await self.ws.send_message(json.dumps({"type": kind, "data": data}))
+
+    async def read(self) -> None:
+        """Every message until the connection ends."""
+        assert self.ws is not None
+        errors = self.fleet.errors
+        try:
+            while True:
+                message = json.loads(await self.ws.get_message())
+                kind, data = message.get("type"), message.get("data")
+                if kind == "match_update":
+                    self.update(data)
+                elif kind in ("error", "move_response"):
+                    errors[f"{kind}: {str(data)[:120]}"] += 1
+                elif kind == "match_request_response" and not data.get("success"):
+                    errors[f"match_request refused: {data.get('msg')}"] += 1
+        except ConnectionClosed:
+            if not self.fleet.closing:
+                errors["connection closed by the server"] += 1
+
+    def update(self, data: dict[str, Any]) -> None:
+        now = time.monotonic()
+        match, state = data["id"], data["match_state"]
+        fleet, pair = self.fleet, self.pair
+        sent = self.pending.pop(match, None)
+        if sent is not None:
+            cell, at = sent
+            last = state["last_move"]
+            if last is not None and cell == tuple(
+                int(last[k]) for k in ("sub_x", "sub_y", "x", "y")
+            ):
+                if fleet.begin <= at < fleet.end:
+                    fleet.moves += 1
+                    fleet.latencies.append(now - at)
+            else:
+                self.pending[match] = sent  # an update of something else: keep waiting
+        if state["game_over"]:
+            if self is pair.bots[0] and match == pair.match:
+                fleet.games_over += 1
+                pair.match = pair.state = None
+                if fleet.playing:
+                    fleet.nursery.start_soon(self.challenge)
+            return
+        if pair.match != match:
+            pair.match = match
+        if match == pair.match and self is pair.bots[0]:
+            pair.state = state
+            pair.matched.set()
+        if state["active_player"] == self.name and fleet.playing and match == pair.match:
+            self.turns_in.send_nowait((match, state, now))
+
+    async def challenge(self) -> None:
+        await self.send("match_request", {"player": self.pair.bots[1].name})
+
+    async def move(self) -> None:
+        """Make the moves of this bot's turns, each when it is due."""
+        fleet, pair = self.fleet, self.pair
+        async for match, state, came in self.turns:
+            due = max(pair.due + fleet.period, came)
+            if came > pair.due + fleet.period and fleet.begin <= came < fleet.end:
+                fleet.late += 1  # the turn came after the move was due: the server is behind
+            pair.due = due
+            await sleep_until(due)
+            if not fleet.playing or match != pair.match:
+                continue
+            choices = legal_moves(state)
+            if not choices:
+                fleet.errors["no legal move on my turn"] += 1
+                continue
+            cell = random.choice(choices)
+            self.pending[match] = (cell, time.monotonic())
+            sx, sy, x, y = cell
+            await self.send("move", {"id": match, "sub_x": sx, "sub_y": sy, "x": x, "y": y})
+
+
+class Fleet:
+    """The bots of one process."""
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self.nursery = nursery
+        self.bots: list[Bot] = []
+        self.pairs: list[Pair] = []
+        self.errors: Counter[str] = Counter()
+        self.closing_problems: Counter[str] = Counter()  # of trio-websocket, not the server
+        self.closing = False
+        self.playing = False
+        self.begin = self.end = self.period = 0.0
+        self.moves = self.late = self.games_over = 0
+        self.latencies: list[float] = []
+
+    def handlers(self) -> dict[str, Any]:
+        return {"login": self.login, "pair": self.pair, "play": self.play, "close": self.close}
+
+    async def login(self, arg: dict[str, Any]) -> dict[str, Any]:
+        names: list[str] = arg["names"]
+        limiter = trio.CapacityLimiter(arg["concurrency"])
+        started = time.monotonic()
+        for index in range(0, len(names) - 1, 2):
+            pair = Pair(index // 2)
+            pair.bots = [Bot(names[index], pair, self), Bot(names[index + 1], pair, self)]
+            self.pairs.append(pair)
+            self.bots += pair.bots
+        logged_in = 0
+
+        async def log_in(bot: Bot) -> None:
+            nonlocal logged_in
+            async with limiter:
+                try:
+                    bot.ws = await turnbased.connect_websocket(
+                        self.nursery, arg["url"], self.closing_problems
+                    )
+                    await bot.send("login", {"name": bot.name, "pw": arg["pw"]})
+                    while True:
+                        message = json.loads(await bot.ws.get_message())
+                        if message.get("type") == "login_response":
+                            break
+                except (OSError, ConnectionClosed, HandshakeError) as error:
+                    self.errors[f"login: {type(error).__name__}: {error}"[:160]] += 1
+                    return
+            if not message["data"].get("success"):
+                self.errors[f"login refused: {message['data'].get('msg')}"] += 1
+                return
+            logged_in += 1
+            self.nursery.start_soon(bot.read)
+            self.nursery.start_soon(bot.move)
+
+        async with trio.open_nursery() as logins:
+            for bot in self.bots:
+                logins.start_soon(log_in, bot)
+        return {"logged_in": logged_in, "seconds": time.monotonic() - started}
+
+    async def pair(self, arg: dict[str, Any]) -> dict[str, Any]:
+        started = time.monotonic()
+        for pair in self.pairs:
+            self.nursery.start_soon(pair.bots[0].challenge)
+        with trio.move_on_after(arg["timeout"]):
+            for pair in self.pairs:
+                await pair.matched.wait()
+        matches = sum(pair.matched.is_set() for pair in self.pairs)
+        return {"matches": matches, "seconds": time.monotonic() - started}
+
+    async def play(self, arg: dict[str, Any]) -> dict[str, Any]:
+        start, self.begin, self.end = arg["start"], arg["begin"], arg["end"]
+        self.period = arg["period"]
+        self.moves = self.late = self.games_over = 0
+        self.latencies = []
+        count = max(len(self.pairs), 1)
+        for pair in self.pairs:
+            # the first move of pair i is due at start + i / count periods
+            pair.due = start + self.period * (pair.index / count - 1)
+        self.playing = True
+        for pair in self.pairs:
+            state = pair.state
+            if state is not None and pair.match is not None:
+                mover = pair.bots[0] if state["active_player"] == pair.bots[0].name else None
+                mover = mover or pair.bots[1]
+                mover.turns_in.send_nowait((pair.match, state, start))
+        await sleep_until(self.end)
+        self.playing = False
+        await trio.sleep(min(2.0, 2 * self.period))  # answers to the last moves
+        return {
+            "moves": self.moves,
+            "latencies": self.latencies,
+            "late": self.late,
+            "games_over": self.games_over,
+            "errors": dict(self.errors),
+            "client_problems": dict(self.closing_problems),
+        }
+
+    async def close(self, _arg: dict[str, Any]) -> dict[str, Any]:
+        self.closing = True
+        for bot in self.bots:
+            if bot.ws is not None:
+                await bot.ws.aclose()
+        return {}
+
+
+def worker_main(pipe: Connection, index: int) -> None:
+    """The entry point of one bot process (``servers.Workers``, spawn)."""
+    import turnbased
+
+    turnbased.run_trio_worker(pipe, lambda nursery: Fleet(nursery).handlers())
