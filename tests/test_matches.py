@@ -95,7 +95,7 @@ class Replies:
 
 
 async def test_stored_then_listeners_then_reply(store: Store) -> None:
-    matches_ = Matches(store, TicTacToe(), "test")
+    matches_ = Matches(store, TicTacToe(), "test", linger=0)
     replies = Replies()
     async with trio.open_nursery() as nursery:
         await nursery.start(matches_.run)
@@ -114,7 +114,7 @@ async def test_stored_then_listeners_then_reply(store: Store) -> None:
 
 
 async def test_unknown_match(store: Store) -> None:
-    matches_ = Matches(store, TicTacToe(), "test")
+    matches_ = Matches(store, TicTacToe(), "test", linger=0)
     async with trio.open_nursery() as nursery:
         await nursery.start(matches_.run)
         async with matches_.watch("c" * 32, Replies().listener) as match:
@@ -124,7 +124,7 @@ async def test_unknown_match(store: Store) -> None:
 
 
 async def test_a_submission_without_listeners_runs_and_ends_the_task(store: Store) -> None:
-    matches_ = Matches(store, TicTacToe(), "test")
+    matches_ = Matches(store, TicTacToe(), "test", linger=0)
     replies = Replies()
     async with trio.open_nursery() as nursery:
         await nursery.start(matches_.run)
@@ -140,7 +140,10 @@ async def test_a_submission_without_listeners_runs_and_ends_the_task(store: Stor
 async def test_the_database_decides_between_two_processes(store: Store) -> None:
     """Two registries (two processes) hold the same match; the one that writes
     second reloads, decides again and is refused: the cell is taken."""
-    one, two = Matches(store, TicTacToe(), "one"), Matches(store, TicTacToe(), "two")
+    one, two = (
+        Matches(store, TicTacToe(), "one", linger=0),
+        Matches(store, TicTacToe(), "two", linger=0),
+    )
     first, second = Replies(), Replies()
     async with trio.open_nursery() as nursery:
         await nursery.start(one.run)
@@ -163,7 +166,10 @@ async def test_the_database_decides_between_two_processes(store: Store) -> None:
 
 
 async def test_refresh_reloads(store: Store) -> None:
-    one, two = Matches(store, TicTacToe(), "one"), Matches(store, TicTacToe(), "two")
+    one, two = (
+        Matches(store, TicTacToe(), "one", linger=0),
+        Matches(store, TicTacToe(), "two", linger=0),
+    )
     replies = Replies()
     async with trio.open_nursery() as nursery:
         await nursery.start(one.run)
@@ -181,7 +187,7 @@ async def test_refresh_reloads(store: Store) -> None:
 
 
 async def test_cancelling_run_ends_every_match_task(store: Store) -> None:
-    matches_ = Matches(store, TicTacToe(), "test")
+    matches_ = Matches(store, TicTacToe(), "test", linger=0)
     async with trio.open_nursery() as outer:
         await outer.start(matches_.run)
         entered = trio.Event()
@@ -196,3 +202,26 @@ async def test_cancelling_run_ends_every_match_task(store: Store) -> None:
         assert len(matches_) == 1
         outer.cancel_scope.cancel()
     assert len(matches_) == 0
+
+
+async def test_a_match_lingers_then_ends(store: Store, mock_clock: trio.testing.MockClock) -> None:
+    """With ``linger``, the task outlives its submission (the next move needs no
+    reload) and ends once it waited ``linger`` seconds for another."""
+    matches_ = Matches(store, TicTacToe(), "test", linger=30)
+    replies = Replies()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(matches_.run)
+        assert await matches_.submit(MATCH, (0, 0), replies.reply)
+        await replies.receive.receive()
+        live = matches_.live(MATCH)
+        assert live is not None and live.seq == 1
+        mock_clock.jump(29)
+        await trio.testing.wait_all_tasks_blocked()
+        assert matches_.live(MATCH) is live
+        assert await matches_.submit(MATCH, (1, 1), replies.reply)  # the same task
+        await replies.receive.receive()
+        assert matches_.live(MATCH) is live and live.seq == 2
+        mock_clock.jump(31)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(matches_) == 0
+        nursery.cancel_scope.cancel()

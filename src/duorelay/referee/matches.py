@@ -19,9 +19,10 @@ that loses the race (``IntegrityError``) reloads the state from the store and
 decides the submission again (:meth:`Matches.refresh` reloads on demand, for a
 front-end told by the backplane that another process wrote).
 
-Ending: a match task ends when its last listener goes and its inbox is empty
-(:meth:`Matches.watch` exiting, or after a submission), or when :meth:`Matches.run` is cancelled
-(the server stops). Its inbox's send end is closed at that moment, in the same
+Ending: a match task ends when nobody has listened and nothing has waited in
+its inbox for ``linger`` seconds (:data:`LINGER`; with ``linger=0``, at once:
+when :meth:`Matches.watch` exits or after a submission), or when
+:meth:`Matches.run` is cancelled (the server stops). Its inbox's send end is closed at that moment, in the same
 step that removes it from the registry, so a submission never lands in a dead
 inbox: it raises ``trio.ClosedResourceError`` inside :meth:`submit`, which
 starts a new task and tries again.
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,6 +56,12 @@ S = TypeVar("S")
 C = TypeVar("C", contravariant=True)
 
 INBOX_SIZE = 16
+"""Submissions that wait for one match at most; a submitter past it waits (back-pressure)."""
+
+LINGER = 60.0
+"""Seconds a match task outlives its last listener and submission, waiting for
+the next one: a match played move by move keeps its state in memory instead of
+replaying its events from the store for every move. 0: it ends at once."""
 """Submissions that wait for one match at most; a submitter past it waits (back-pressure)."""
 
 _INSERT_EVENT = match_events.insert()
@@ -144,8 +152,9 @@ class Matches(Generic[S, C]):
     task). :meth:`watch` and :meth:`submit` start a match's task on demand.
     """
 
-    def __init__(self, store: Store, game: Game[S, C], name: str) -> None:
+    def __init__(self, store: Store, game: Game[S, C], name: str, linger: float = LINGER) -> None:
         self.store = store
+        self.linger = linger
         self.game = game
         self.name = name
         self._live: dict[str, Match[S]] = {}
@@ -188,7 +197,8 @@ class Matches(Generic[S, C]):
             yield match
         finally:
             match.listeners.discard(listener)
-            self._stop_if_idle(match)
+            if not self.linger:
+                self._stop_if_idle(match)
 
     async def submit(self, match_id: str, command: C, reply: Reply) -> bool:
         """Put ``command`` in the match's inbox (waiting while it is full);
@@ -258,9 +268,20 @@ class Matches(Generic[S, C]):
     async def _serve(
         self, match: Match[S], receive: trio.MemoryReceiveChannel[_Submission]
     ) -> None:
-        """The match task: one submission at a time, until the inbox ends."""
+        """The match task: one submission at a time, until the inbox ends
+        (closed by :meth:`_stop_if_idle`: after each submission when
+        ``linger`` is 0, else once it waited ``linger`` seconds for one)."""
         with receive:
-            async for submission in receive:
+            while True:
+                submission = None
+                with trio.move_on_after(self.linger or math.inf):
+                    try:
+                        submission = await receive.receive()
+                    except trio.EndOfChannel:
+                        return
+                if submission is None:  # idle for linger seconds
+                    self._stop_if_idle(match)
+                    continue
                 try:
                     if submission is _REFRESH:
                         await self._reload(match)
@@ -271,7 +292,8 @@ class Matches(Generic[S, C]):
                     # the match goes on (its state is what was stored).
                     log.warning("%s: match %s: store error %s", self.name, match.id, error)
                     submission.reply(Refused("the server could not store that; try again"))
-                self._stop_if_idle(match)
+                if not self.linger:
+                    self._stop_if_idle(match)
 
     async def _decide(self, match: Match[S], submission: _Submission) -> None:
         for attempt in (1, 2):
