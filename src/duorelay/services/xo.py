@@ -103,6 +103,19 @@ def _time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+def _json_body(raw: str | bytes) -> Any:
+    """A request body as JSON (any content type; UTF-8, -16 or -32), ``None``
+    if empty; 422 ``json_invalid`` if it is not JSON: not UTF-8, or nested
+    deeper than the recursion limit, too (else that is a 500)."""
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        detail = [{"loc": ["body", 0], "msg": "JSON decode error", "type": "json_invalid"}]
+        raise ApiError(422, detail) from None
+
+
 def game_id(value: str) -> str:
     """A path's game id as 32 hex; 422 (``loc ["path", "game"]``) if not a UUID."""
     try:
@@ -304,10 +317,7 @@ class XoService:
         """``POST /game/connect {"uuid"}``: join as the opponent; ``game_init``
         is stored and broadcast before the answer."""
         account = await self.user()
-        body = await request.get_json(force=True, silent=True)
-        if body is None and (await request.get_data()).strip():
-            detail = [{"loc": ["body", 0], "msg": "JSON decode error", "type": "json_invalid"}]
-            raise ApiError(422, detail)
+        body = _json_body(await request.get_data(as_text=False))
         try:
             game = xo_docs.ConnectBody.model_validate(body).uuid.hex
         except ValidationError as error:
