@@ -7,10 +7,12 @@ import json
 import logging
 
 import pytest
+import trio
+from sqlalchemy.exc import OperationalError
 
-from conftest import Server
-from test_xo_ws import authorized, refused, started
-from xo_client import call, move, sign_up
+from conftest import Server, StartServer, closed_with
+from test_xo_ws import OK, authorized, refused, started
+from xo_client import authorize, broadcast, call, move, reply, sign_up
 
 DEEP = "[" * 30_000 + "]" * 30_000
 """JSON nested far deeper than Python's recursion limit (well under the size limits)."""
@@ -76,4 +78,63 @@ async def test_connect_bodies_that_are_not_json(
         headers=json_type,
     )
     assert (status, body) == (200, None)
+    assert_no_traceback(tracebacks)
+
+
+async def test_fast_commands_are_answered_in_order_and_the_connection_stays(
+    start_server: StartServer, tracebacks: pytest.LogCaptureFixture
+) -> None:
+    # A client that sends 1000 refused commands at once and reads its replies:
+    # each gets its reply (in order), none is dropped, the connection is not
+    # closed as too slow (its replies wait for room, its reads are slowed).
+    server = await start_server(max_burst=5000, max_rate=5000)
+    game = await started(server)
+    count = 1000
+    async with server.connect() as ws:
+        await authorized(ws, await game.intra(game.x))
+        errors: list[str] = []
+
+        async def read() -> None:
+            while len(errors) < count:
+                errors.append((await reply(ws))["error"])
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            for sequence in range(100, 100 + count):
+                await ws.send_message(move(game.id, game.x[0], sequence, 0, 0))
+        assert errors == [f"Bad sequence {s}: the next one is 2" for s in range(100, 100 + count)]
+        await ws.send_message(move(game.id, game.x[0], 2, 0, 0))
+        assert (await broadcast(ws))["sequence"] == 2
+        assert await reply(ws) == OK
+    assert_no_traceback(tracebacks)
+
+
+class Unavailable(OperationalError):
+    def __init__(self) -> None:
+        super().__init__("SELECT", {}, Exception("database is locked"))
+
+
+async def test_store_unavailable_when_a_game_is_loaded(
+    server: Server, monkeypatch: pytest.MonkeyPatch, tracebacks: pytest.LogCaptureFixture
+) -> None:
+    game = await started(server)
+    intra = await game.intra(game.x)
+    carol = await sign_up(server, "carol")
+    waiting = (await call(server, "POST", "/game/", token=carol))[2]["game_uuid"]
+
+    def load(connection: object, match_id: str) -> None:
+        raise Unavailable
+
+    matches = server.app.xo.matches
+    assert matches is not None
+    monkeypatch.setattr(matches.game, "load", load)
+    unavailable = "the game service is unavailable: try again later"
+    status, _, body = await call(
+        server, "POST", "/game/connect", token=game.x[1], body={"uuid": waiting}
+    )
+    assert (status, body) == (503, {"detail": unavailable})
+    async with server.connect() as ws:
+        await ws.send_message(authorize(intra))
+        assert await reply(ws) == {"ok": False, "error": unavailable}
+        assert await closed_with(ws) == (1013, unavailable)
     assert_no_traceback(tracebacks)

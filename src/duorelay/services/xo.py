@@ -332,8 +332,12 @@ class XoService:
                 self.published(game, outcome)
             done.set()
 
-        if not await matches.submit(game, Join(account.uuid), reply):
-            raise ApiError(404, GAME_NOT_FOUND)
+        try:
+            if not await matches.submit(game, Join(account.uuid), reply):
+                raise ApiError(404, GAME_NOT_FOUND)
+        except (StoreClosed, SQLAlchemyError) as error:  # loading the game's state
+            log.warning("xo: store error %s", str(error).splitlines()[0])
+            raise ApiError(503, UNAVAILABLE) from None
         await done.wait()
         outcome = result[0]
         if isinstance(outcome, Refused):
