@@ -138,3 +138,22 @@ async def test_store_unavailable_when_a_game_is_loaded(
         assert await reply(ws) == {"ok": False, "error": unavailable}
         assert await closed_with(ws) == (1013, unavailable)
     assert_no_traceback(tracebacks)
+
+
+async def test_bodies_over_the_limit(server: Server, tracebacks: pytest.LogCaptureFixture) -> None:
+    token = await sign_up(server, "alice")
+    too_large = {"detail": "Request Entity Too Large"}
+    for path, headers in [
+        ("/auth/login", [("Content-Type", "application/x-www-form-urlencoded")]),
+        ("/auth/signup", [("Content-Type", "multipart/form-data; boundary=x")]),
+        ("/game/connect", [("Content-Type", "application/json")]),
+    ]:
+        status, answer, body = await call(
+            server, "POST", path, token=token, raw=b"a" * 70_000, headers=headers
+        )
+        assert (status, body) == (413, too_large), path
+        assert answer["connection"] == "close"
+    # Other paths keep the app's plain text.
+    status, _, body = await call(server, "POST", "/healthz", raw=b"a" * 70_000)
+    assert (status, body) == (413, b"413 Request Entity Too Large")
+    assert_no_traceback(tracebacks)

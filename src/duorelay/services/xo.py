@@ -20,7 +20,9 @@ Routes (JSON bodies; every error is FastAPI's shape, never a traceback):
   UUID, 404, 403 not a player; ``GET /game/fetch/{game}``: the events, 404
   ``Game not found`` (also for a game without events: no opponent yet).
 - ``GET /healthcheck``: ``"OK"`` (no token); ``GET /xo/``: the page ``static/xo/``.
-- A wrong method on these paths: 405 ``{"detail": "Method Not Allowed"}``.
+- A wrong method on these paths: 405 ``{"detail": "Method Not Allowed"}``; a
+  body over 64 KiB or too slow (the app's limits): 413 ``{"detail": "Request
+  Entity Too Large"}``, 408 ``{"detail": "Request Timeout"}``.
 - The database unavailable: 503 ``{"detail"}``.
 
 The match task registry (:class:`~duorelay.referee.matches.Matches`) of XO
@@ -45,6 +47,7 @@ from quart import Quart, Response, request, send_from_directory
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.http import HTTP_STATUS_CODES
 
 from duorelay.core.backplane import Backplane
 from duorelay.protocols import xogame as wire
@@ -161,6 +164,7 @@ class XoService:
         app.add_url_rule("/xo/", "xo_page_index", self.page)
         app.register_error_handler(ApiError, self._error)
         app.register_error_handler(MethodNotAllowed, self._not_allowed)
+        app.after_request(self._json_refusals)
         xo_docs.install(app)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -217,6 +221,14 @@ class XoService:
         if not xo_docs.is_api_path(request.path):
             return error.get_response()  # type: ignore[return-value]
         return _json({"detail": "Method Not Allowed"}, 405)
+
+    async def _json_refusals(self, response: Response) -> Response:
+        """The app's plain-text 408 and 413 (a body too slow or too large, refused
+        before any route) in this API's shape, on its paths."""
+        if response.status_code in (408, 413) and xo_docs.is_api_path(request.path):
+            response.set_data(json.dumps({"detail": HTTP_STATUS_CODES[response.status_code]}))
+            response.content_type = "application/json"
+        return response
 
     async def user(self) -> Account:
         """The account of the request's login token; 401 otherwise."""
