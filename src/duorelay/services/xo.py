@@ -37,7 +37,7 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -46,6 +46,7 @@ from pydantic import ValidationError
 from quart import Quart, Response, request, send_from_directory
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -117,6 +118,28 @@ def _json_body(raw: str | bytes) -> Any:
     except (ValueError, RecursionError):
         detail = [{"loc": ["body", 0], "msg": "JSON decode error", "type": "json_invalid"}]
         raise ApiError(422, detail) from None
+
+
+async def _form_fields() -> MultiDict[str, str]:
+    """The request's form fields (URL-encoded or multipart; files ignored).
+
+    The app reads every body before routing (``DuoRelay._read_body``). Quart
+    0.23 parses a multipart form by iterating the body, which yields nothing
+    once it has been read whole (0.22 yields it): so a multipart body is
+    parsed here from the bytes already read, with Quart's own parser and limits.
+    """
+    if request.mimetype != "multipart/form-data":
+        return await request.form
+    raw = await request.get_data(as_text=False)
+    data = raw if isinstance(raw, bytes) else raw.encode()
+
+    async def once() -> AsyncIterator[bytes]:
+        yield data
+
+    parser = request.make_form_data_parser()
+    body: Any = once()  # what the parser reads of Quart's Body: its chunks
+    form, _ = await parser.parse(body, request.mimetype, len(data), request.mimetype_params)
+    return form
 
 
 def game_id(value: str) -> str:
@@ -247,7 +270,7 @@ class XoService:
         return account
 
     async def _form(self) -> xo_docs.LoginForm:
-        fields: dict[str, Any] = dict((await request.form).items())
+        fields: dict[str, Any] = dict((await _form_fields()).items())
         if not fields and request.method == "GET":
             fields = dict(request.args.items())
         try:
