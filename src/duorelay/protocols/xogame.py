@@ -83,8 +83,8 @@ def dashed(hex_id: str) -> str:
 
 def decode(frame: str | bytes) -> Message:
     """Parse one client frame; :class:`BadMessage` (its text is the reply's
-    ``error``) for anything else: not JSON, not an object, an unknown
-    ``type``, a missing or mistyped field."""
+    ``error``) for anything else: not JSON (or nested too deeply to parse),
+    not an object, an unknown ``type``, a missing or mistyped field."""
     if isinstance(frame, bytes):
         try:
             frame = frame.decode()
@@ -94,6 +94,8 @@ def decode(frame: str | bytes) -> Message:
         value = json.loads(frame)
     except ValueError:
         raise BadMessage("Bad message: not JSON") from None
+    except RecursionError:  # nested deeper than the interpreter's recursion limit
+        raise BadMessage("Bad message: nested too deeply") from None
     if not isinstance(value, dict):
         raise BadMessage("Bad message: not a JSON object")
     kind = value.get("type")
@@ -144,6 +146,13 @@ def _integer(value: object) -> TypeGuard[int]:
 
 
 def _show(value: object) -> str:
+    """``value`` as JSON, cut to 40 characters; a container only by its kind
+    (it may be nested nearly as deep as :func:`json.loads` allows, and
+    encoding it back could go past the recursion limit)."""
+    if isinstance(value, dict):
+        return "(an object)"
+    if isinstance(value, list):
+        return "(an array)"
     text = json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

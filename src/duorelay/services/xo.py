@@ -20,7 +20,9 @@ Routes (JSON bodies; every error is FastAPI's shape, never a traceback):
   UUID, 404, 403 not a player; ``GET /game/fetch/{game}``: the events, 404
   ``Game not found`` (also for a game without events: no opponent yet).
 - ``GET /healthcheck``: ``"OK"`` (no token); ``GET /xo/``: the page ``static/xo/``.
-- A wrong method on these paths: 405 ``{"detail": "Method Not Allowed"}``.
+- A wrong method on these paths: 405 ``{"detail": "Method Not Allowed"}``; a
+  body over 64 KiB or too slow (the app's limits): 413 ``{"detail": "Request
+  Entity Too Large"}``, 408 ``{"detail": "Request Timeout"}``.
 - The database unavailable: 503 ``{"detail"}``.
 
 The match task registry (:class:`~duorelay.referee.matches.Matches`) of XO
@@ -35,7 +37,7 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -44,7 +46,9 @@ from pydantic import ValidationError
 from quart import Quart, Response, request, send_from_directory
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.http import HTTP_STATUS_CODES
 
 from duorelay.core.backplane import Backplane
 from duorelay.protocols import xogame as wire
@@ -103,6 +107,41 @@ def _time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat()
 
 
+def _json_body(raw: str | bytes) -> Any:
+    """A request body as JSON (any content type; UTF-8, -16 or -32), ``None``
+    if empty; 422 ``json_invalid`` if it is not JSON: not UTF-8, or nested
+    deeper than the recursion limit, too (else that is a 500)."""
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        detail = [{"loc": ["body", 0], "msg": "JSON decode error", "type": "json_invalid"}]
+        raise ApiError(422, detail) from None
+
+
+async def _form_fields() -> MultiDict[str, str]:
+    """The request's form fields (URL-encoded or multipart; files ignored).
+
+    The app reads every body before routing (``DuoRelay._read_body``). Quart
+    0.23 parses a multipart form by iterating the body, which yields nothing
+    once it has been read whole (0.22 yields it): so a multipart body is
+    parsed here from the bytes already read, with Quart's own parser and limits.
+    """
+    if request.mimetype != "multipart/form-data":
+        return await request.form
+    raw = await request.get_data(as_text=False)
+    data = raw if isinstance(raw, bytes) else raw.encode()
+
+    async def once() -> AsyncIterator[bytes]:
+        yield data
+
+    parser = request.make_form_data_parser()
+    body: Any = once()  # what the parser reads of Quart's Body: its chunks
+    form, _ = await parser.parse(body, request.mimetype, len(data), request.mimetype_params)
+    return form
+
+
 def game_id(value: str) -> str:
     """A path's game id as 32 hex; 422 (``loc ["path", "game"]``) if not a UUID."""
     try:
@@ -148,6 +187,7 @@ class XoService:
         app.add_url_rule("/xo/", "xo_page_index", self.page)
         app.register_error_handler(ApiError, self._error)
         app.register_error_handler(MethodNotAllowed, self._not_allowed)
+        app.after_request(self._json_refusals)
         xo_docs.install(app)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -205,6 +245,14 @@ class XoService:
             return error.get_response()  # type: ignore[return-value]
         return _json({"detail": "Method Not Allowed"}, 405)
 
+    async def _json_refusals(self, response: Response) -> Response:
+        """The app's plain-text 408 and 413 (a body too slow or too large, refused
+        before any route) in this API's shape, on its paths."""
+        if response.status_code in (408, 413) and xo_docs.is_api_path(request.path):
+            response.set_data(json.dumps({"detail": HTTP_STATUS_CODES[response.status_code]}))
+            response.content_type = "application/json"
+        return response
+
     async def user(self) -> Account:
         """The account of the request's login token; 401 otherwise."""
         header = request.headers.get("Authorization", "")
@@ -222,7 +270,7 @@ class XoService:
         return account
 
     async def _form(self) -> xo_docs.LoginForm:
-        fields: dict[str, Any] = dict((await request.form).items())
+        fields: dict[str, Any] = dict((await _form_fields()).items())
         if not fields and request.method == "GET":
             fields = dict(request.args.items())
         try:
@@ -304,10 +352,7 @@ class XoService:
         """``POST /game/connect {"uuid"}``: join as the opponent; ``game_init``
         is stored and broadcast before the answer."""
         account = await self.user()
-        body = await request.get_json(force=True, silent=True)
-        if body is None and (await request.get_data()).strip():
-            detail = [{"loc": ["body", 0], "msg": "JSON decode error", "type": "json_invalid"}]
-            raise ApiError(422, detail)
+        body = _json_body(await request.get_data(as_text=False))
         try:
             game = xo_docs.ConnectBody.model_validate(body).uuid.hex
         except ValidationError as error:
@@ -322,8 +367,12 @@ class XoService:
                 self.published(game, outcome)
             done.set()
 
-        if not await matches.submit(game, Join(account.uuid), reply):
-            raise ApiError(404, GAME_NOT_FOUND)
+        try:
+            if not await matches.submit(game, Join(account.uuid), reply):
+                raise ApiError(404, GAME_NOT_FOUND)
+        except (StoreClosed, SQLAlchemyError) as error:  # loading the game's state
+            log.warning("xo: store error %s", str(error).splitlines()[0])
+            raise ApiError(503, UNAVAILABLE) from None
         await done.wait()
         outcome = result[0]
         if isinstance(outcome, Refused):

@@ -8,11 +8,19 @@ text frame that starts with ``{`` (after white space) is the XO protocol
 closes 4400 unless it is a join ``* ROOM_SEAT``.
 
 An XO connection: ``authorize`` with a per-game token (refused: ``{"ok":
-false}`` then close 1008); then ``command`` moves, each submitted to the game's
-match task (:class:`~duorelay.referee.matches.Matches`): the events are stored,
-then broadcast to every connection of the game (the sender's included), then
-the sender gets its reply. A refused command stores and sends nothing but the
+false}`` then close 1008; the database unavailable: close 1013); then
+``command`` moves, each submitted to the game's match task
+(:class:`~duorelay.referee.matches.Matches`): the events are stored, then
+broadcast to every connection of the game (the sender's included), then the
+sender gets its reply. A refused command stores and sends nothing but the
 reply ``{"ok": false, "error"}``; the connection stays. ``close``: close 1000.
+
+One command at a time: the connection's reader waits for a command's reply
+and for room for it in the connection's outbox before it reads the next frame,
+so a client that sends faster than it reads is slowed down (its socket is no
+longer read), never closed, and has at most one submission in its game's
+match inbox. Broadcasts are pushed without waiting (by the match task): a
+connection whose outbox and its reserve are full of them is closed 4430.
 
 Across processes (a shared backplane, ``DUORELAY_REDIS_URL``): a process with
 connections of a game listens to the address ``xo:{game}``; the process that
@@ -26,11 +34,13 @@ fetch or reconnection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import trio
+from sqlalchemy.exc import SQLAlchemyError
 
 from duorelay.core.backplane import UNAVAILABLE, Backplane, BackplaneUnavailable
 from duorelay.core.session import Handler, Session
@@ -42,6 +52,7 @@ from duorelay.referee.xo import BadToken, MoveCommand
 from duorelay.relay.kamon import first_frame
 from duorelay.services.xo import UNAVAILABLE as SERVICE_UNAVAILABLE
 from duorelay.services.xo import ApiError, XoService
+from duorelay.store.gateway import StoreClosed
 
 log = logging.getLogger("duorelay")
 
@@ -52,6 +63,13 @@ INVALID_TOKEN = "Invalid token"
 def address(game: str) -> str:
     """The backplane address of game ``game`` (32 hex)."""
     return f"xo:{game}"
+
+
+async def _send(session: Session, frame: str) -> None:
+    """Send ``frame`` (a reply) to the client, waiting for room in its outbox;
+    nothing if the connection is ending."""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await session.outbox.send(frame)
 
 
 def _push(session: Session, frame: str) -> None:
@@ -89,12 +107,12 @@ class XoSockets:
             try:
                 message = wire.decode(frame)
             except wire.BadMessage as bad:
-                _push(session, wire.reply(str(bad)))
+                await _send(session, wire.reply(str(bad)))
             else:
                 if isinstance(message, wire.Close):
                     return
                 if isinstance(message, wire.Command):
-                    _push(session, wire.reply(wire.BAD_GAME))
+                    await _send(session, wire.reply(wire.BAD_GAME))
                 else:
                     await self._authorized(session, message)
                     return
@@ -117,56 +135,71 @@ class XoSockets:
             for event in decision.events:
                 _push(session, wire.broadcast(wire.event(game, event.seq, event.kind, event.data)))
 
-        async with matches.watch(game, listener) as match:
-            if match is None or player not in match.state.players:
-                reason = "Game not found" if match is None else wire.BAD_PLAYER
-                _push(session, wire.reply(reason))
-                session.close(wire.POLICY_VIOLATION, reason, flush=True)
-                return
-            session.where = {"protocol": "xo", "game": game}
-            try:
-                await self._join(session, game)
-                _push(session, wire.reply())
-                session.log("authorized")
-                while True:
-                    await self._command(session, player, game, await session.receive())
-            except _Closed:
-                return
-            finally:
-                self._leave(session, game)
+        try:
+            async with matches.watch(game, listener) as match:
+                if match is None or player not in match.state.players:
+                    reason = "Game not found" if match is None else wire.BAD_PLAYER
+                    _push(session, wire.reply(reason))
+                    session.close(wire.POLICY_VIOLATION, reason, flush=True)
+                    return
+                session.where = {"protocol": "xo", "game": game}
+                try:
+                    await self._join(session, game)
+                    await _send(session, wire.reply())
+                    session.log("authorized")
+                    while True:
+                        await self._command(session, player, game, await session.receive())
+                except _Closed:
+                    return
+                finally:
+                    self._leave(session, game)
+        except (SQLAlchemyError, StoreClosed) as error:  # loading the game's state
+            log.warning("xo: game %s: store error %s", game, str(error).splitlines()[0])
+            _push(session, wire.reply(SERVICE_UNAVAILABLE))
+            session.close(CloseCode.TRY_AGAIN_LATER, SERVICE_UNAVAILABLE, flush=True)
 
     async def _command(self, session: Session, player: str, game: str, frame: str | bytes) -> None:
+        """Answer one frame of an authorized connection; returns once its reply
+        is in the outbox (waiting for the match task's decision on a move)."""
+        await _send(session, await self._answer(player, game, frame))
+
+    async def _answer(self, player: str, game: str, frame: str | bytes) -> str:
         try:
             message = wire.decode(frame)
         except wire.BadMessage as bad:
-            _push(session, wire.reply(str(bad)))
-            return
+            return wire.reply(str(bad))
         if isinstance(message, wire.Close):
             raise _Closed
         if isinstance(message, wire.Authorize):
-            _push(session, wire.reply("Already authorized"))
-            return
+            return wire.reply("Already authorized")
         if message.game_uuid != game:
-            _push(session, wire.reply(wire.BAD_GAME))
-            return
+            return wire.reply(wire.BAD_GAME)
         if message.player_uuid != player or message.player != player:
-            _push(session, wire.reply(wire.BAD_PLAYER))
-            return
+            return wire.reply(wire.BAD_PLAYER)
         if message.name != "move":
-            _push(session, wire.reply(f"Unknown command {message.name[:40]!r}"))
-            return
+            return wire.reply(f"Unknown command {message.name[:40]!r}")
+
+        decided = trio.Event()
+        answer: list[str] = []
 
         def reply(outcome: Decision[Any] | Refused) -> None:
             if isinstance(outcome, Refused):
-                _push(session, wire.reply(outcome.reason))
+                answer.append(wire.reply(outcome.reason))
             else:
                 self.publish(game, outcome)
-                _push(session, wire.reply())
+                answer.append(wire.reply())
+            decided.set()
 
         matches = self.service.matches
         command = MoveCommand(player, message.sequence, message.cell)
-        if matches is None or not await matches.submit(game, command, reply):
-            _push(session, wire.reply("Game not found"))
+        try:
+            if matches is None or not await matches.submit(game, command, reply):
+                return wire.reply("Game not found")
+        except (SQLAlchemyError, StoreClosed) as error:  # the match was not live: loading it
+            log.warning("xo: game %s: store error %s", game, str(error).splitlines()[0])
+            return wire.reply(SERVICE_UNAVAILABLE)
+        await decided.wait()  # the broadcasts are in the outbox before the reply
+        return answer[0]
 
     async def _join(self, session: Session, game: str) -> None:
         """Count ``session`` in ``game``; the first of its game listens to the
