@@ -282,7 +282,18 @@ class UtttService:
                 ending = referee_uttt.EndMatch(client.account.id, now())
                 await self._submit(client, match_id, ending)
             case wire.MatchStatesRequest():
-                await self._send_matches(client, referee)
+                if not client.states.allow(trio.current_time()):
+                    await self._send(
+                        client, wire.Error("too many match_states_request: wait a second")
+                    )
+                    return
+                # Pushes wait as during the greeting: a state loaded before a
+                # move must not be sent after that move's push.
+                client.pending = []
+                try:
+                    await self._send_matches(client, referee)
+                finally:
+                    client.greeted()
             case wire.FriendRequest(user) | wire.UnfriendRequest(user):
                 await self._friends(client, referee, message, user)
 

@@ -1,0 +1,72 @@
+"""The UTTT server against a hostile or unlucky client (review of issue 13):
+each test a defect found by probing a real server, with the exact messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from conftest import StartServer
+from duorelay.games import uttt as rules
+from duorelay.games.base import Player
+from duorelay.protocols import uttt as wire
+from duorelay.services import uttt as service
+from duorelay.services import uttt_online as online
+from test_uttt import challenge, logged_in, reconnected
+
+
+async def test_match_states_requests_are_rate_limited(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each match_states_request reloads every match of the user from the
+    # store: a flood of them kept the store threads busy for everyone.
+    monkeypatch.setattr(online, "STATES_RATE", 0.001)
+    server = await start_server()
+    async with logged_in(server, "ann") as ann, logged_in(server, "bob") as bob:
+        match_id = await challenge(ann, bob, "bob")
+        for _ in range(online.STATES_BURST + 3):
+            await ann.send("match_states_request", None)
+        for _ in range(online.STATES_BURST):
+            assert (await ann.expect("match_update"))["id"] == match_id
+        for _ in range(3):
+            assert await ann.expect("error") == {
+                "msg": "too many match_states_request: wait a second"
+            }
+        await ann.send("match_request", {"player": None})  # the connection stays
+        assert (await ann.expect("match_request_response"))["success"]
+
+
+async def test_match_states_never_overtake_a_newer_push(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # match_states_request loaded the match, a move was pushed meanwhile, then
+    # the stale state was sent after it: the client showed the old position.
+    server = await start_server()
+    entered, gate = trio.Event(), trio.Event()
+    hold: list[bool] = []
+    original = service.UtttService._send
+
+    async def send(self: Any, client: Any, message: wire.ServerMessage) -> None:
+        if hold and isinstance(message, wire.MatchUpdate):
+            hold.clear()
+            entered.set()
+            await gate.wait()
+        await original(self, client, message)
+
+    monkeypatch.setattr(service.UtttService, "_send", send)
+    async with logged_in(server, "ann") as ann, logged_in(server, "bob") as bob:
+        match_id = await challenge(ann, bob, "bob")
+        assert ann.session_id is not None
+        async with reconnected(server, ann.session_id, matches=1) as tab:
+            hold.append(True)
+            await ann.send("match_states_request", None)
+            await entered.wait()  # the old state is loaded, not yet sent
+            await tab.move(match_id, rules.Move(Player.FIRST, 1, 1, 1, 1))
+            moved = await tab.expect("match_update")
+            assert await bob.expect("match_update") == moved
+            gate.set()
+            old = await ann.expect("match_update")
+            assert old["match_state"]["last_move"] is None
+            assert await ann.expect("match_update") == moved  # the newest comes last
