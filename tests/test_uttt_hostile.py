@@ -14,6 +14,7 @@ from duorelay.games.base import Player
 from duorelay.protocols import uttt as wire
 from duorelay.services import uttt as service
 from duorelay.services import uttt_online as online
+from duorelay.store.matches import SHOWN_FINISHED
 from test_uttt import challenge, logged_in, reconnected
 
 
@@ -70,3 +71,32 @@ async def test_match_states_never_overtake_a_newer_push(
             old = await ann.expect("match_update")
             assert old["match_state"]["last_move"] is None
             assert await ann.expect("match_update") == moved  # the newest comes last
+
+
+async def test_a_greeting_shows_a_bounded_number_of_finished_matches(
+    start_server: StartServer,
+) -> None:
+    # An opponent who started and ended matches with an offline player made
+    # that player's next greeting one match_update per match, without bound.
+    server = await start_server()
+    async with logged_in(server, "ann"):
+        pass
+    async with logged_in(server, "bob") as bob:
+        ids = []
+        for _ in range(SHOWN_FINISHED + 5):
+            await bob.send("match_request", {"player": "ann"})
+            assert (await bob.expect("match_request_response"))["success"]
+            match_id = (await bob.expect("match_update"))["id"]
+            await bob.send("end_match", {"id": match_id})
+            assert (await bob.expect("match_update"))["match_state"]["game_over"]
+            ids.append(match_id)
+        await bob.send("match_request", {"player": "ann"})
+        assert (await bob.expect("match_request_response"))["success"]
+        live = (await bob.expect("match_update"))["id"]
+    async with logged_in(server, "ann", matches=SHOWN_FINISHED + 1) as ann:
+        shown = [update["id"] for update in ann.greeted[3:]]  # type: ignore[attr-defined]
+        assert shown == [*ids[-SHOWN_FINISHED:], live]  # the newest, oldest first
+        await ann.send("match_states_request", None)
+        assert (await ann.expect("match_update"))["id"] == live  # all seen now
+        await ann.send("match_request", {"player": "bob"})
+        assert not (await ann.expect("match_request_response"))["success"]
