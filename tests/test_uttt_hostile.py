@@ -74,10 +74,11 @@ async def test_match_states_never_overtake_a_newer_push(
 
 
 async def test_a_greeting_shows_a_bounded_number_of_finished_matches(
-    start_server: StartServer,
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An opponent who started and ended matches with an offline player made
     # that player's next greeting one match_update per match, without bound.
+    monkeypatch.setattr(service, "MATCH_BURST", 100)
     server = await start_server()
     async with logged_in(server, "ann"):
         pass
@@ -100,3 +101,26 @@ async def test_a_greeting_shows_a_bounded_number_of_finished_matches(
         assert (await ann.expect("match_update"))["id"] == live  # all seen now
         await ann.send("match_request", {"player": "bob"})
         assert not (await ann.expect("match_request_response"))["success"]
+
+
+async def test_match_requests_are_rate_limited_per_account(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Starting and ending matches in a loop created match rows (and pushes to
+    # the opponent) as fast as the connection could send, from every tab.
+    monkeypatch.setattr(service, "MATCH_RATE", 0.001)
+    server = await start_server()
+    async with logged_in(server, "ann") as ann, logged_in(server, "ann") as tab:
+        for client in (ann, tab) * (service.MATCH_BURST // 2):
+            await client.send("match_request", {"player": "nobody"})
+            assert await client.expect("match_request_response") == {
+                "success": False,
+                "msg": "no player called nobody",
+            }
+        for client in (ann, tab):
+            await client.send("match_request", {"player": None})
+            assert await client.expect("match_request_response") == {
+                "success": False,
+                "msg": "too many match requests: wait a few seconds",
+            }
+        assert len(server.app.uttt.matchmaking or ()) == 0
