@@ -3,6 +3,7 @@ each test a defect found by probing a real server, with the exact messages."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from conftest import StartServer
 from duorelay.games import uttt as rules
 from duorelay.games.base import Player
 from duorelay.protocols import uttt as wire
+from duorelay.referee.accounts import Accounts
 from duorelay.services import uttt as service
 from duorelay.services import uttt_online as online
 from duorelay.store.matches import SHOWN_FINISHED
@@ -124,3 +126,35 @@ async def test_match_requests_are_rate_limited_per_account(
                 "msg": "too many match requests: wait a few seconds",
             }
         assert len(server.app.uttt.matchmaking or ()) == 0
+
+
+async def test_logins_racing_the_registration_of_their_name(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two tabs logging in with a new name and the same password at once: the
+    # one whose sign-up lost the race was refused "that name is taken".
+    server = await start_server()
+    hashed = trio.Event()
+    waiting: list[int] = []
+    original = Accounts.hash
+
+    async def hash_together(self: Any, password: str) -> str:
+        waiting.append(1)
+        if len(waiting) == 2:
+            hashed.set()
+        await hashed.wait()  # both sign-ups saw no account; both hash
+        return await original(self, password)
+
+    monkeypatch.setattr(Accounts, "hash", hash_together)
+    results: list[Any] = []
+
+    async def log_in() -> None:
+        async with server.connect("/uttt") as ws:
+            await ws.send_message('{"type": "login", "data": {"name": "Ann", "pw": "secret"}}')
+            results.append(json.loads(await ws.get_message())["data"])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(log_in)
+        nursery.start_soon(log_in)
+    assert sorted(r["msg"] for r in results) == ["logged in as ann", "logged in as ann"]
+    assert all(r["success"] and r["registered"] for r in results)

@@ -236,7 +236,14 @@ class UtttService:
             return account
         existing = await store.run(lambda c: queries.account_by_name(c, name))
         if existing is None:
-            return await accounts.sign_up(name, login.pw, address)
+            try:
+                return await accounts.sign_up(name, login.pw, address)
+            except LoginRefused as refused:
+                # Another login registered the name meanwhile (two tabs, one
+                # password): this one logs in; anything else stands.
+                taken = await store.run(lambda c: queries.account_by_name(c, name))
+                if refused.retry_after is not None or taken is None:
+                    raise
         return await accounts.log_in(name, login.pw, address)
 
     async def _greet(self, client: Client, referee: Referee, first: wire.ClientMessage) -> None:
