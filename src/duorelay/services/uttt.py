@@ -50,11 +50,12 @@ from quart import Quart, Response, send_from_directory
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from duorelay.core.limits import Buckets
 from duorelay.core.session import Handler, Session
 from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols import uttt as wire
 from duorelay.referee import uttt as referee_uttt
-from duorelay.referee.accounts import LoginRefused, valid_name
+from duorelay.referee.accounts import BUCKETS, LoginRefused, valid_name
 from duorelay.referee.matches import Decision, Matches, Refused
 from duorelay.referee.matchmaking import Matchmaking, MatchRefused
 from duorelay.referee.ratings import standing
@@ -79,6 +80,11 @@ TEMPORARY_LIFETIME = timedelta(hours=1)
 """A temporary account's session expires this long after its last connection ends."""
 SWEEP_BATCH = 100
 """Overdue matches revoked per sweep at most."""
+MATCH_RATE = 0.5
+"""``match_request`` a second one account is served on average (each may
+create a match row and push it to the opponent); more are refused."""
+MATCH_BURST = 10
+"""``match_request`` one account is served at once above :data:`MATCH_RATE`."""
 
 
 class UtttService:
@@ -95,6 +101,8 @@ class UtttService:
         self.matchmaking: Matchmaking | None = None
         self._nursery: trio.Nursery | None = None
         self._ready = trio.Event()
+        self._match_requests = Buckets(BUCKETS)
+        """``match_request`` token buckets by account id (bounded)."""
 
     def install(self, app: Quart) -> None:
         """Add ``GET /uttt/`` (the page) to ``app``."""
@@ -228,7 +236,14 @@ class UtttService:
             return account
         existing = await store.run(lambda c: queries.account_by_name(c, name))
         if existing is None:
-            return await accounts.sign_up(name, login.pw, address)
+            try:
+                return await accounts.sign_up(name, login.pw, address)
+            except LoginRefused as refused:
+                # Another login registered the name meanwhile (two tabs, one
+                # password): this one logs in; anything else stands.
+                taken = await store.run(lambda c: queries.account_by_name(c, name))
+                if refused.retry_after is not None or taken is None:
+                    raise
         return await accounts.log_in(name, login.pw, address)
 
     async def _greet(self, client: Client, referee: Referee, first: wire.ClientMessage) -> None:
@@ -282,13 +297,29 @@ class UtttService:
                 ending = referee_uttt.EndMatch(client.account.id, now())
                 await self._submit(client, match_id, ending)
             case wire.MatchStatesRequest():
-                await self._send_matches(client, referee)
+                if not client.states.allow(trio.current_time()):
+                    await self._send(
+                        client, wire.Error("too many match_states_request: wait a second")
+                    )
+                    return
+                # Pushes wait as during the greeting: a state loaded before a
+                # move must not be sent after that move's push.
+                client.pending = []
+                try:
+                    await self._send_matches(client, referee)
+                finally:
+                    client.greeted()
             case wire.FriendRequest(user) | wire.UnfriendRequest(user):
                 await self._friends(client, referee, message, user)
 
     async def _request_match(self, client: Client, player: str | None) -> None:
         assert self.matchmaking is not None
         kind = "match_request_response"
+        key = str(client.account.id)
+        if not self._match_requests.charge(key, MATCH_RATE, MATCH_BURST, trio.current_time()):
+            msg = "too many match requests: wait a few seconds"
+            await self._send(client, wire.Response(kind, False, msg))
+            return
         try:
             if player is None:
                 match_id = await self.matchmaking.random(client.account)

@@ -7,7 +7,9 @@ its reserve) is full is closed with 4430 "too slow", like every other
 receiver of the server that does not read; the pusher (a match task) and the
 other connections go on. A connection still being greeted keeps its pushes
 in ``pending`` (at most :data:`PENDING_LIMIT`, else 4430) and gets them after
-the greeting, so the greeting's order holds.
+the greeting, so the greeting's order holds; so does one answering a
+``match_states_request`` (a state loaded from the store before a move is
+never sent after that move's push).
 """
 
 from __future__ import annotations
@@ -16,23 +18,34 @@ from dataclasses import dataclass, field
 
 import trio
 
+from duorelay.core.limits import TokenBucket
 from duorelay.core.session import Session
 from duorelay.protocols import CloseCode
 from duorelay.store.accounts import Account
 
 PENDING_LIMIT = 64
 """Pushes that may wait for a connection still being greeted; past it: 4430."""
+STATES_RATE = 1.0
+"""``match_states_request`` a second one connection is served on average (each
+reloads all the user's matches from the store); more get ``error``."""
+STATES_BURST = 5
+"""``match_states_request`` one connection is served at once above :data:`STATES_RATE`."""
 
 
 @dataclass(eq=False)
 class Client:
-    """One logged-in connection: its ``session``, ``account`` and login ``session_id``.
-    ``pending`` holds pushes until the greeting is sent (then ``None``)."""
+    """One logged-in connection: its ``session``, ``account`` and login ``session_id``;
+    ``states`` limits its ``match_states_request``. ``pending`` holds pushes
+    until the greeting (or a ``match_states_request``'s answer) is sent, else
+    ``None``."""
 
     session: Session
     account: Account
     session_id: str
     pending: list[str] | None = field(default_factory=list)
+    states: TokenBucket = field(
+        default_factory=lambda: TokenBucket(STATES_RATE, STATES_BURST, 0.0)  # starts full
+    )
 
     def greeted(self) -> None:
         """The greeting is sent: give it the pushes that waited, then push directly."""

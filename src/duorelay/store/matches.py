@@ -136,20 +136,48 @@ def create_match(connection: Connection, game: str, a: Account, b: Account) -> s
     return match_id
 
 
+SHOWN_FINISHED = 10
+"""Finished matches a player has not seen that a greeting shows at most (the
+newest); older unseen ones count as seen (an opponent who starts and ends
+matches with an offline player cannot make their greeting grow)."""
+
+
 def matches_to_show(connection: Connection, account_id: int, game: str) -> list[str]:
-    """The account's live matches of ``game`` and its finished ones it has not
-    seen, oldest first."""
-    rows = connection.execute(
-        select(matches.c.id)
+    """The account's live matches of ``game`` and the newest :data:`SHOWN_FINISHED`
+    finished ones it has not seen, oldest first; older unseen finished ones
+    are marked seen."""
+    mine = (
+        select(matches.c.id, matches.c.created_at)
         .join(match_players, match_players.c.match_id == matches.c.id)
-        .where(
-            match_players.c.account_id == account_id,
-            matches.c.game == game,
-            (matches.c.status == "live") | (match_players.c.seen.is_(False)),
-        )
-        .order_by(matches.c.created_at, matches.c.id)
+        .where(match_players.c.account_id == account_id, matches.c.game == game)
     )
-    return [match_id for (match_id,) in rows]
+    live = connection.execute(mine.where(matches.c.status == "live")).all()
+    unseen = connection.execute(
+        mine.where(matches.c.status == "over", match_players.c.seen.is_(False))
+        .order_by(matches.c.finished_at.desc(), matches.c.id.desc())
+        .limit(SHOWN_FINISHED + 1)
+    ).all()
+    if len(unseen) > SHOWN_FINISHED:
+        oldest_shown = unseen[SHOWN_FINISHED - 1].id
+        cutoff = select(matches.c.finished_at).where(matches.c.id == oldest_shown)
+        older = select(matches.c.id).where(
+            matches.c.game == game,
+            matches.c.status == "over",
+            matches.c.finished_at <= cutoff.scalar_subquery(),
+            matches.c.id.not_in([row.id for row in unseen[:SHOWN_FINISHED]]),
+        )
+        connection.execute(
+            update(match_players)
+            .where(
+                match_players.c.account_id == account_id,
+                match_players.c.seen.is_(False),
+                match_players.c.match_id.in_(older),
+            )
+            .values(seen=True)
+        )
+        unseen = unseen[:SHOWN_FINISHED]
+    shown = sorted([*live, *unseen], key=lambda row: (row.created_at, row.id))
+    return [row.id for row in shown]
 
 
 def mark_seen(connection: Connection, match_ids: list[str], account_id: int) -> None:
