@@ -22,9 +22,9 @@ front-end told by the backplane that another process wrote).
 Ending: a match task ends when nobody has listened and nothing has waited in
 its inbox for ``linger`` seconds (:data:`LINGER`; with ``linger=0``, at once:
 when :meth:`Matches.watch` exits or after a submission), or when
-:meth:`Matches.run` is cancelled (the server stops). Its inbox's send end is closed at that moment, in the same
-step that removes it from the registry, so a submission never lands in a dead
-inbox: it raises ``trio.ClosedResourceError`` inside :meth:`submit`, which
+:meth:`Matches.run` is cancelled (the server stops). Its inbox's send end is
+closed at that moment, in the same step that removes it from the registry, so
+a submission never lands in a dead inbox: it raises ``trio.ClosedResourceError`` inside :meth:`submit`, which
 starts a new task and tries again.
 
 Listeners and replies are synchronous callables, run by the match task: they
