@@ -24,8 +24,9 @@ its inbox for ``linger`` seconds (:data:`LINGER`; with ``linger=0``, at once:
 when :meth:`Matches.watch` exits or after a submission), or when
 :meth:`Matches.run` is cancelled (the server stops). Its inbox's send end is
 closed at that moment, in the same step that removes it from the registry, so
-a submission never lands in a dead inbox: it raises ``trio.ClosedResourceError`` inside :meth:`submit`, which
-starts a new task and tries again.
+a submission never lands in a dead inbox: it raises
+``trio.ClosedResourceError`` inside :meth:`submit`, which starts a new task
+and tries again.
 
 Listeners and replies are synchronous callables, run by the match task: they
 must not wait (a connection's ``Outbox.push``; a full outbox is that
