@@ -5,10 +5,13 @@ docs/architecture.md, "One match"::
 
     app serving nursery
      └─ Matches.run                  the registry's nursery
+         ├─ GroupCommit.run          the writer: the appends of every match,
+         │                           batched into transactions (group_commit.py)
          └─ match task (one per live match): Matches._serve
               reads submissions from the match inbox (bounded, INBOX_SIZE),
               decides with the game (sans-IO), appends the events to the
-              store, then tells the listeners, then replies to the submitter
+              store (through the writer), then tells the listeners, then
+              replies to the submitter
 
 A match is its event log in the store; the task exists only while a listener
 (a player's connection) watches it or a submission waits in its inbox. The
@@ -47,6 +50,7 @@ import trio
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from duorelay.referee.group_commit import GroupCommit
 from duorelay.store.accounts import now
 from duorelay.store.gateway import Store, StoreClosed
 from duorelay.store.schema import match_events
@@ -161,6 +165,8 @@ class Matches(Generic[S, C]):
         self._live: dict[str, Match[S]] = {}
         self._starting: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
+        self.writer = GroupCommit(store)
+        """The writer of every match's events (group commit), a task of :meth:`run`."""
 
     def __len__(self) -> int:
         return len(self._live)
@@ -169,6 +175,7 @@ class Matches(Generic[S, C]):
         """Own the match tasks until cancelled (then they are all cancelled)."""
         try:
             async with trio.open_nursery() as nursery:
+                await nursery.start(self.writer.run)
                 self._nursery = nursery
                 task_status.started()
                 await trio.sleep_forever()
@@ -309,7 +316,7 @@ class Matches(Generic[S, C]):
             )
             decision = Decision(decision.state, numbered, decision.extra)
             try:
-                await self.store.run(functools.partial(self._append, match.id, decision))
+                await self.writer.write(functools.partial(self._append, match.id, decision))
             except IntegrityError:
                 if attempt == 2:
                     submission.reply(Refused("the match changed meanwhile; try again"))
