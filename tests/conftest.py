@@ -328,6 +328,7 @@ def task_names() -> list[str]:
 SERVICE_TASKS = (
     "RefereeStore.hold",
     "Matches.run",
+    "GroupCommit.run",
     "XoService.run",
     "UtttService.run",
     "UtttService._sweep",

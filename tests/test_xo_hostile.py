@@ -115,8 +115,12 @@ class Unavailable(OperationalError):
 
 
 async def test_store_unavailable_when_a_game_is_loaded(
-    server: Server, monkeypatch: pytest.MonkeyPatch, tracebacks: pytest.LogCaptureFixture
+    start_server: StartServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tracebacks: pytest.LogCaptureFixture,
 ) -> None:
+    # No lingering: every game is loaded from the store when it is next used.
+    server = await start_server(match_linger=0)
     game = await started(server)
     intra = await game.intra(game.x)
     carol = await sign_up(server, "carol")

@@ -220,6 +220,11 @@ class Settings(BaseSettings):
     token_lifetime: Annotated[float, Field(gt=0)] = Field(
         default=1800.0, description="Seconds an XO login or per-game token is valid."
     )
+    match_linger: Annotated[float, Field(ge=0)] = Field(
+        default=60.0,
+        description="Seconds a turn-based match stays in memory after its last move or "
+        "watcher (then it is loaded from the database again); 0: not at all.",
+    )
     uttt_revoke_time: Annotated[float, Field(gt=0)] = Field(
         default=7 * 24 * 3600.0,
         description="Seconds a UTTT match may go without a move; then the player on "

@@ -123,7 +123,7 @@ class UtttService:
             referee = await self.referee.get()
         except StoreUnavailable:
             return
-        matches = Matches(referee.store, self.game, GAME)
+        matches = Matches(referee.store, self.game, GAME, self.settings.match_linger)
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(matches.run)

@@ -207,7 +207,7 @@ class XoService:
                 log.error("xo: game service unavailable: %s", str(error).splitlines()[0])
                 return
             self.tokens = Tokens(key, self.settings.token_lifetime)
-            self.matches = Matches(referee.store, XoRules(), "xo")
+            self.matches = Matches(referee.store, XoRules(), "xo", self.settings.match_linger)
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.matches.run)
                 self._ready.set()
