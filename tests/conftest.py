@@ -38,6 +38,9 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websoc
 from duorelay.app import DuoRelay, create_app
 from duorelay.cli import RelayConfig
 from duorelay.settings import Settings
+from duorelay.store.accounts import now
+from duorelay.store.gateway import Store
+from duorelay.store.schema import matches
 
 pytest_plugins = ["postgres"]
 """tests/postgres.py: the ``database_url`` fixture (SQLite and PostgreSQL) and the
@@ -171,6 +174,27 @@ class LogWatch(logging.Handler):
         while len(found := self.events(event, **fields)) < count:
             await self._lot.park()
         return found[count - 1]
+
+
+LIVE_MATCH = "c" * 32
+"""The id of the live match row in ``match_store``."""
+
+
+@pytest.fixture
+async def match_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated SQLite store in the test's folder, with one live match
+    (``LIVE_MATCH``, game ``test``, players ``x`` and ``o``)."""
+    store = Store(f"sqlite:///{tmp_path / 'duorelay.db'}")
+    await store.migrate()
+    await store.run(
+        lambda c: c.execute(
+            matches.insert().values(
+                id=LIVE_MATCH, game="test", players=["x", "o"], status="live", created_at=now()
+            )
+        )
+    )
+    yield store
+    store.close()
 
 
 @pytest.fixture
