@@ -29,7 +29,7 @@ from duorelay.games import uttt
 from duorelay.games.base import Player as Mark
 
 from .conftest import shot as page_shot
-from .pages import Player
+from .pages import Player, View
 from .test_a11y import axe_check_all as axe_check
 
 OpenPlayer = Callable[[str], Player]
@@ -69,16 +69,8 @@ def shot(player: Player, moment: str) -> Path:
     return page_shot(player, "uttt", moment)
 
 
-class Uttt:
+class Uttt(View):
     """One player's view of /uttt/."""
-
-    def __init__(self, player: Player) -> None:
-        self.player = player
-        self.page = player.page
-        self.name = player.name
-
-    def tid(self, testid: str) -> Locator:
-        return self.page.get_by_test_id(testid)
 
     def cell(self, sx: int, sy: int, x: int, y: int) -> Locator:
         return self.tid(f"cell-{sx}-{sy}-{x}-{y}")

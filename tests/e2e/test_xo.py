@@ -27,7 +27,7 @@ pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwr
 from playwright.sync_api import Locator, expect
 
 from .conftest import shot as page_shot
-from .pages import Player
+from .pages import Player, View
 from .test_a11y import axe_check_all as axe_check
 
 OpenPlayer = Callable[[str], Player]
@@ -51,16 +51,8 @@ def shot(player: Player, moment: str) -> Path:
     return page_shot(player, "xo", moment)
 
 
-class Xo:
+class Xo(View):
     """One player's view of /xo/."""
-
-    def __init__(self, player: Player) -> None:
-        self.player = player
-        self.page = player.page
-        self.name = player.name
-
-    def tid(self, testid: str) -> Locator:
-        return self.page.get_by_test_id(testid)
 
     def cell(self, x: int, y: int) -> Locator:
         return self.tid(f"cell-{x}-{y}")
