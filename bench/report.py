@@ -10,7 +10,9 @@ import json
 import math
 import os
 import platform
+import shlex
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -474,6 +476,25 @@ def machine() -> dict[str, Any]:
         "versions": versions,
         "commit": commit + (" (src/ modified)" if dirty else ""),
     }
+
+
+def command_line(script: str, nox_flag: str = "") -> str:
+    """How this run was started, for its report: ``nox -s bench -- NOX_FLAG ARGS``
+    in a nox session, else ``python SCRIPT ARGS``."""
+    args = shlex.join(sys.argv[1:])
+    if os.environ.get("NOX_CURRENT_SESSION"):
+        given = " ".join(part for part in (nox_flag, args) if part)
+        return "nox -s bench" + (f" -- {given}" if given else "")
+    return shlex.join(["python", script, *sys.argv[1:]])
+
+
+def publish(text: str, name: str) -> Path:
+    """Write the Markdown ``text`` to ``bench/results/<name>.md`` and print it;
+    returns its path."""
+    out = RESULTS / f"{name}.md"
+    out.write_text(text)
+    print(text)
+    return out
 
 
 def save(rows: list[Row], text: str, name: str) -> Path:

@@ -54,8 +54,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import shlex
 import sys
 import time
 from datetime import UTC, datetime
@@ -116,10 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     loadgen.raise_nofile_limit()  # inherited by the servers
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    if os.environ.get("NOX_CURRENT_SESSION"):
-        command = "nox -s bench" + (" -- " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")
-    else:
-        command = shlex.join(["python", "bench/run.py", *sys.argv[1:]])
+    command = report.command_line("bench/run.py")
     rows = scenarios.run_scenarios(plan, servers, selected)
     profiles = scenarios.run_profiles(plan, servers) if profile else []
     memory = scenarios.run_memory(plan, servers) if profile else []

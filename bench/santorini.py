@@ -52,7 +52,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shlex
 import sqlite3
 import statistics
 import sys
@@ -520,12 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = args.profile if args.profile is not None else not plan.quick
     loadgen.raise_nofile_limit()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("NOX_CURRENT_SESSION"):
-        command = "nox -s bench -- --santorini" + (
-            " " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
-        )
-    else:
-        command = shlex.join(["python", "bench/santorini.py", *sys.argv[1:]])
+    command = report.command_line("bench/santorini.py", "--santorini")
     load_before = load_average()
     started = time.monotonic()
     modes = ["store", "no-store"] + (["sync-normal"] if args.experiments else [])
@@ -559,9 +553,8 @@ def main(argv: list[str] | None = None) -> int:
         wall=wall,
     )
     name = "santorini-quick" if plan.quick else "santorini"
-    (RESULTS / f"{name}.md").write_text(text)
-    print(text)
-    log(f"report: {(RESULTS / f'{name}.md').relative_to(ROOT)}; wall time {wall:.0f} s")
+    out = report.publish(text, name)
+    log(f"report: {out.relative_to(ROOT)}; wall time {wall:.0f} s")
     failed = any(
         r["errors"] or r["log_problems"] for r in [*round_robin.values(), *crowd.values()]
     )

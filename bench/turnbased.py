@@ -8,6 +8,9 @@ the measurement window, percentiles, and the loop of a trio bot process.
   a fresh database (a SQLite file under ``bench/results/``, or the URL given);
 - :class:`Window`: server CPU, bot CPU, other CPU and database time between two
   instants;
+- :func:`play`: the ``play`` command to every bot process, the :class:`Window`
+  of its measured part and the bots' answers (:class:`Played`);
+- :func:`split_pairs`: the bots' names in runs of whole pairs, one a process;
 - :func:`run_trio_worker`: the command loop of a bot process started by
   ``servers.Workers``: one trio run per process, so the bots' connections live
   from one command to the next.
@@ -27,7 +30,7 @@ from typing import Any
 
 import scenarios
 from experiments import timed_store
-from servers import DUORELAY_ENV, RESULTS, Server, Workers, websocket_probe
+from servers import DUORELAY_ENV, RESULTS, Server, Workers, log, websocket_probe
 
 BENCH = Path(__file__).resolve().parent
 LOGIN_ENV = {"DUORELAY_LOGIN_RATE": "1000000", "DUORELAY_LOGIN_BURST": "1000000"}
@@ -120,6 +123,64 @@ class Window:
             f"db_wall_us_per_{unit}": 1e6 * self.db_wall / per_unit,
             f"db_cpu_us_per_{unit}": 1e6 * self.db_cpu / per_unit,
         }
+
+
+@dataclass
+class Played:
+    """What :func:`play` measured."""
+
+    window: Window
+    rss: int
+    """The server's RSS right after the window."""
+    answers: list[dict[str, Any]]
+    """Every bot process's answer to ``play``."""
+
+    @property
+    def moves(self) -> int:
+        return sum(a["moves"] for a in self.answers)
+
+    def figures(self) -> dict[str, Any]:
+        """The moves, the window's figures per move and the latency figures."""
+        moves = self.moves
+        return {
+            "moves": moves,
+            **self.window.figures(moves, "move"),
+            **latency_figures([x for a in self.answers for x in a["latencies"]]),
+        }
+
+
+def play(
+    server: Server,
+    bots: Workers,
+    *,
+    period: float,
+    warmup: float,
+    seconds: float,
+    what: str,
+    collect_timeout: float,
+) -> Played:
+    """Send ``play`` to every bot process (each match or game moving once every
+    ``period`` s, starting in 1 s), measure the :class:`Window` from ``warmup`` s
+    after that start for ``seconds`` s, then collect the bots' answers. ``what``
+    opens the log line."""
+    start = time.monotonic() + 1.0
+    begin = start + warmup
+    end = begin + seconds
+    log(f"{what} for {end - start:.0f} s")
+    bots.send("play", [{"start": start, "begin": begin, "end": end, "period": period}] * len(bots))
+    window = Window(server, bots)
+    time.sleep(max(0.0, begin - time.monotonic()))
+    window.start()
+    time.sleep(max(0.0, end - time.monotonic()))
+    window.stop()
+    rss = server.rss()
+    return Played(window, rss, bots.collect(timeout=collect_timeout))
+
+
+def split_pairs(names: list[str], parts: int) -> list[list[str]]:
+    """``names`` in ``parts`` runs of whole pairs (both bots of a match together)."""
+    pairs = [names[i : i + 2] for i in range(0, len(names), 2)]
+    return [[name for pair in pairs[p::parts] for name in pair] for p in range(parts)]
 
 
 def percentile(values: list[float], q: float) -> float:

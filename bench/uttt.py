@@ -52,10 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import sys
-import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,12 +91,6 @@ class Plan:
         return cls(quick=False)
 
 
-def split(items: list[Any], parts: int) -> list[list[Any]]:
-    """``items`` in ``parts`` runs of whole pairs (both bots of a match together)."""
-    pairs = [items[i : i + 2] for i in range(0, len(items), 2)]
-    return [[name for pair in pairs[p::parts] for name in pair] for p in range(parts)]
-
-
 def run(plan: Plan) -> dict[str, Any]:
     tag = "uttt-quick" if plan.quick else "uttt"
     server = turnbased.start_server(
@@ -120,7 +111,7 @@ def run(plan: Plan) -> dict[str, Any]:
             "login",
             [
                 {"url": url, "names": part, "pw": f"pw-{i}", "concurrency": plan.login_concurrency}
-                for i, part in enumerate(split(names, plan.bot_processes))
+                for i, part in enumerate(turnbased.split_pairs(names, plan.bot_processes))
             ],
             timeout=600,
         )
@@ -136,23 +127,16 @@ def run(plan: Plan) -> dict[str, Any]:
             raise BenchError(f"only {matches} of {plan.matches} matches started: {bots.errors}")
         wait_quiet(server, 10)
         rss_matched = server.rss()
-        period = plan.matches / plan.rate
-        start = time.monotonic() + 1.0
-        begin = start + plan.warmup
-        end = begin + plan.seconds
-        log(f"uttt: {matches} matches; playing {plan.rate:g} moves/s for {end - start:.0f} s")
-        bots.send(
-            "play", [{"start": start, "begin": begin, "end": end, "period": period}] * len(bots)
+        played = turnbased.play(
+            server,
+            bots,
+            period=plan.matches / plan.rate,
+            warmup=plan.warmup,
+            seconds=plan.seconds,
+            what=f"uttt: {matches} matches; playing {plan.rate:g} moves/s",
+            collect_timeout=60,
         )
-        window = turnbased.Window(server, bots)
-        time.sleep(max(0.0, begin - time.monotonic()))
-        window.start()
-        time.sleep(max(0.0, end - time.monotonic()))
-        window.stop()
-        rss_play = server.rss()
-        answers = bots.collect(timeout=60)
-        moves = sum(a["moves"] for a in answers)
-        latencies = [x for a in answers for x in a["latencies"]]
+        answers = played.answers
         figures: dict[str, Any] = {
             "matches": matches,
             "bots": logged_in,
@@ -160,14 +144,12 @@ def run(plan: Plan) -> dict[str, Any]:
             "login_s": login_s,
             "logins_per_s": logged_in / login_s,
             "pair_s": pair_s,
-            "moves": moves,
-            **window.figures(moves, "move"),
-            **turnbased.latency_figures(latencies),
+            **played.figures(),
             "late_moves": sum(a["late"] for a in answers),
             "games_over": sum(a["games_over"] for a in answers),
             "rss_before_mb": rss0 / 2**20,
             "rss_matched_mb": rss_matched / 2**20,
-            "rss_play_mb": rss_play / 2**20,
+            "rss_play_mb": played.rss / 2**20,
             "rss_per_bot_kb": (rss_matched - rss0) / logged_in / 1024,
             "errors": dict(bots.errors),
             "client_problems": client_problems(answers),
@@ -274,20 +256,13 @@ def main(argv: list[str] | None = None) -> int:
             plan = replace(plan, **{key: getattr(args, key)})
     loadgen.raise_nofile_limit()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("NOX_CURRENT_SESSION"):
-        command = "nox -s bench -- --uttt" + (
-            " " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
-        )
-    else:
-        command = shlex.join(["python", "bench/uttt.py", *sys.argv[1:]])
+    command = report.command_line("bench/uttt.py", "--uttt")
     load_before = load_average()
     figures = run(plan)
     print(json.dumps({"scenario": "uttt", **figures}), flush=True)
     text = markdown(figures, plan=plan, command=command, loads=(load_before, load_average()))
     name = "uttt-quick" if plan.quick else "uttt"
-    (RESULTS / f"{name}.md").write_text(text)
-    print(text)
-    log(f"report: {(RESULTS / f'{name}.md').relative_to(ROOT)}")
+    log(f"report: {report.publish(text, name).relative_to(ROOT)}")
     return 1 if figures["errors"] or figures["log_problems"] else 0
 
 

@@ -55,8 +55,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -73,7 +71,7 @@ import report  # noqa: E402
 import turnbased  # noqa: E402
 import xo_bots  # noqa: E402
 from santorini import bot_names, load_average, log_problems  # noqa: E402
-from servers import RESULTS, ROOT, BenchError, Workers, log, wait_quiet  # noqa: E402
+from servers import RESULTS, ROOT, BenchError, Server, Workers, log, wait_quiet  # noqa: E402
 from turnbased import client_problems  # noqa: E402
 
 DEFAULT_PROFILE = "rfc9106-low-memory"
@@ -146,19 +144,19 @@ class Databases:
             self.cluster.stop()
 
 
-def split_pairs(names: list[str], parts: int) -> list[list[str]]:
-    pairs = [names[i : i + 2] for i in range(0, len(names), 2)]
-    return [[name for pair in pairs[p::parts] for name in pair] for p in range(parts)]
-
-
-def run_logins(plan: Plan, databases: Databases, kind: str) -> dict[str, Any]:
-    tag = f"xo-logins-{kind.lower()}"
-    server = turnbased.start_server(
+def start_server(databases: Databases, kind: str, run: str, password_profile: str) -> Server:
+    """The server of one run (``logins`` or ``games``) on a fresh ``kind`` database."""
+    tag = f"xo-{run}-{kind.lower()}"
+    return turnbased.start_server(
         tag,
         database_url=databases.fresh(kind, tag),
         probe_path="/ws",
-        env={"DUORELAY_PASSWORD_PROFILE": DEFAULT_PROFILE},
+        env={"DUORELAY_PASSWORD_PROFILE": password_profile},
     )
+
+
+def run_logins(plan: Plan, databases: Databases, kind: str) -> dict[str, Any]:
+    server = start_server(databases, kind, "logins", DEFAULT_PROFILE)
     bots: Workers | None = None
     try:
         bots = Workers(1, target=xo_bots.worker_main)
@@ -198,19 +196,13 @@ def run_logins(plan: Plan, databases: Databases, kind: str) -> dict[str, Any]:
 
 
 def run_games(plan: Plan, databases: Databases, kind: str) -> dict[str, Any]:
-    tag = f"xo-games-{kind.lower()}"
-    server = turnbased.start_server(
-        tag,
-        database_url=databases.fresh(kind, tag),
-        probe_path="/ws",
-        env={"DUORELAY_PASSWORD_PROFILE": "cheapest"},
-    )
+    server = start_server(databases, kind, "games", "cheapest")
     bots: Workers | None = None
     try:
         bots = Workers(plan.bot_processes, target=xo_bots.worker_main)
         base = f"http://127.0.0.1:{server.port}"
         names = bot_names(2 * plan.games, prefix="xo")
-        parts = split_pairs(names, plan.bot_processes)
+        parts = turnbased.split_pairs(names, plan.bot_processes)
         log(f"xo games ({kind}): {len(names)} accounts sign up")
         answers = bots.call(
             "signup",
@@ -232,35 +224,27 @@ def run_games(plan: Plan, databases: Databases, kind: str) -> dict[str, Any]:
             raise BenchError(f"xo: only {games} of {plan.games} games started: {bots.errors}")
         wait_quiet(server, 10)
         rss_ready = server.rss()
-        period = plan.games / plan.rate
-        start = time.monotonic() + 1.0
-        begin = start + plan.warmup
-        end = begin + plan.seconds
-        log(f"xo games ({kind}): {games} games; {plan.rate:g} moves/s for {end - start:.0f} s")
-        bots.send(
-            "play", [{"start": start, "begin": begin, "end": end, "period": period}] * len(bots)
+        played = turnbased.play(
+            server,
+            bots,
+            period=plan.games / plan.rate,
+            warmup=plan.warmup,
+            seconds=plan.seconds,
+            what=f"xo games ({kind}): {games} games; {plan.rate:g} moves/s",
+            collect_timeout=120,
         )
-        window = turnbased.Window(server, bots)
-        time.sleep(max(0.0, begin - time.monotonic()))
-        window.start()
-        time.sleep(max(0.0, end - time.monotonic()))
-        window.stop()
-        rss_play = server.rss()
-        answers = bots.collect(timeout=120)
-        moves = sum(a["moves"] for a in answers)
+        answers = played.answers
         figures = {
             "database": kind,
             "games": games,
             "offered_moves_per_s": plan.rate,
             "signup_s": signup_s,
             "games_setup_s": games_s,
-            "moves": moves,
-            **window.figures(moves, "move"),
-            **turnbased.latency_figures([x for a in answers for x in a["latencies"]]),
+            **played.figures(),
             "games_over": sum(a["games_over"] for a in answers),
             "games_started": sum(a["games_started"] for a in answers),
             "rss_ready_mb": rss_ready / 2**20,
-            "rss_play_mb": rss_play / 2**20,
+            "rss_play_mb": played.rss / 2**20,
             "errors": dict(bots.errors),
             "client_problems": client_problems(answers),
             "log_problems": log_problems(server)[:50],
@@ -404,10 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             plan = replace(plan, **{key: getattr(args, key)})
     loadgen.raise_nofile_limit()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    if os.environ.get("NOX_CURRENT_SESSION"):
-        command = "nox -s bench -- --xo" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")
-    else:
-        command = shlex.join(["python", "bench/xo.py", *sys.argv[1:]])
+    command = report.command_line("bench/xo.py", "--xo")
     load_before = load_average()
     started = time.monotonic()
     databases = Databases(args.postgres)
@@ -435,9 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         wall=time.monotonic() - started,
     )
     name = "xo-quick" if plan.quick else "xo"
-    (RESULTS / f"{name}.md").write_text(text)
-    print(text)
-    log(f"report: {(RESULTS / f'{name}.md').relative_to(ROOT)}")
+    log(f"report: {report.publish(text, name).relative_to(ROOT)}")
     failed = any(r["errors"] or r["log_problems"] for r in [*logins, *games])
     return 1 if failed else 0
 

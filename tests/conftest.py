@@ -38,6 +38,9 @@ from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websoc
 from duorelay.app import DuoRelay, create_app
 from duorelay.cli import RelayConfig
 from duorelay.settings import Settings
+from duorelay.store.accounts import now
+from duorelay.store.gateway import Store
+from duorelay.store.schema import matches
 
 pytest_plugins = ["postgres"]
 """tests/postgres.py: the ``database_url`` fixture (SQLite and PostgreSQL) and the
@@ -173,6 +176,27 @@ class LogWatch(logging.Handler):
         return found[count - 1]
 
 
+LIVE_MATCH = "c" * 32
+"""The id of the live match row in ``match_store``."""
+
+
+@pytest.fixture
+async def match_store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated SQLite store in the test's folder, with one live match
+    (``LIVE_MATCH``, game ``test``, players ``x`` and ``o``)."""
+    store = Store(f"sqlite:///{tmp_path / 'duorelay.db'}")
+    await store.migrate()
+    await store.run(
+        lambda c: c.execute(
+            matches.insert().values(
+                id=LIVE_MATCH, game="test", players=["x", "o"], status="live", created_at=now()
+            )
+        )
+    )
+    yield store
+    store.close()
+
+
 @pytest.fixture
 def server_log() -> Iterator[LogWatch]:
     """Every line the server logs during the test, as records."""
@@ -270,23 +294,41 @@ async def http_get(
     """GET ``raw_path`` exactly as given (no dot-segment normalisation), with h11,
     from client address ``source`` (default: any; 127.0.0.2 is another client
     on Linux loopback)."""
+    return await http_request(server, "GET", raw_path, [("Host", server.address)], source=source)
+
+
+async def http_request(
+    server: Server,
+    method: str,
+    raw_path: str,
+    headers: list[tuple[str, str]],
+    body: bytes = b"",
+    source: str | None = None,
+) -> tuple[int, dict[str, str], bytes]:
+    """One request with h11: ``raw_path`` and ``headers`` (``Host`` included) sent
+    exactly as given, then ``body``; from client address ``source`` (as
+    :func:`http_get`). ``(status, headers (lowercase names), body)``."""
     host, port = server.address.rsplit(":", 1)
     connection = h11.Connection(h11.CLIENT)
     async with await trio.open_tcp_stream(host, int(port), local_address=source) as stream:
-        request = h11.Request(method="GET", target=raw_path, headers=[("Host", server.address)])
-        await stream.send_all(connection.send(request) + connection.send(h11.EndOfMessage()))
-        status, headers, body = 0, {}, b""
+        request = h11.Request(method=method, target=raw_path, headers=headers)
+        await stream.send_all(
+            connection.send(request)
+            + (connection.send(h11.Data(data=body)) if body else b"")
+            + connection.send(h11.EndOfMessage())
+        )
+        status, answer, content = 0, {}, b""
         while True:
             event = connection.next_event()
             if event is h11.NEED_DATA:
                 connection.receive_data(await stream.receive_some())
             elif isinstance(event, h11.Response):
                 status = event.status_code
-                headers = {k.decode().lower(): v.decode() for k, v in event.headers}
+                answer = {k.decode().lower(): v.decode() for k, v in event.headers}
             elif isinstance(event, h11.Data):
-                body += event.data
+                content += event.data
             elif isinstance(event, h11.EndOfMessage):
-                return status, headers, body
+                return status, answer, content
 
 
 class Flood:

@@ -4,8 +4,6 @@ fails alone; a stopped writer fails what is left."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,27 +12,13 @@ import trio
 import trio.testing
 from sqlalchemy import Connection, select
 
+from conftest import LIVE_MATCH
 from duorelay.referee.group_commit import GroupCommit
 from duorelay.store.accounts import now
 from duorelay.store.gateway import Store, StoreClosed
-from duorelay.store.schema import match_events, matches
+from duorelay.store.schema import match_events
 
-MATCH = "c" * 32
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'duorelay.db'}")
-    await store.migrate()
-    await store.run(
-        lambda c: c.execute(
-            matches.insert().values(
-                id=MATCH, game="test", players=["x", "o"], status="live", created_at=now()
-            )
-        )
-    )
-    yield store
-    store.close()
+MATCH = LIVE_MATCH  # the live match of the match_store fixture (tests/conftest.py)
 
 
 def event(seq: int) -> Any:
@@ -46,17 +30,17 @@ def event(seq: int) -> Any:
     return insert
 
 
-async def stored(store: Store) -> list[int]:
-    rows = await store.run(
+async def stored(match_store: Store) -> list[int]:
+    rows = await match_store.run(
         lambda c: c.execute(select(match_events.c.seq).order_by(match_events.c.seq)).all()
     )
     return [seq for (seq,) in rows]
 
 
 async def test_queued_writes_share_a_transaction_and_a_duplicate_fails_alone(
-    store: Store,
+    match_store: Store,
 ) -> None:
-    writer = GroupCommit(store)
+    writer = GroupCommit(match_store)
     outcomes: dict[int, str] = {}
     all_done = trio.Event()
 
@@ -81,11 +65,11 @@ async def test_queued_writes_share_a_transaction_and_a_duplicate_fails_alone(
     assert (outcomes[0], outcomes[3]) == ("stored", "stored")
     assert sorted((outcomes[1], outcomes[2])) == ["duplicate", "stored"]
     assert (writer.batches, writer.writes) == (1, 4)
-    assert await stored(store) == [1, 2, 3]
+    assert await stored(match_store) == [1, 2, 3]
 
 
-async def test_a_stopped_writer_fails_what_is_queued(store: Store) -> None:
-    writer = GroupCommit(store)
+async def test_a_stopped_writer_fails_what_is_queued(match_store: Store) -> None:
+    writer = GroupCommit(match_store)
     errors: list[BaseException] = []
 
     async def write() -> None:
@@ -104,4 +88,4 @@ async def test_a_stopped_writer_fails_what_is_queued(store: Store) -> None:
     assert [str(error) for error in errors] == ["the server is stopping"] * 2
     with pytest.raises(trio.ClosedResourceError):
         await writer.write(event(2))
-    assert await stored(store) == []
+    assert await stored(match_store) == []

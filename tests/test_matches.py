@@ -4,21 +4,19 @@ two processes, and a match task lives exactly while it is watched or busy."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 from sqlalchemy import Connection, select
 
+from conftest import LIVE_MATCH
 from duorelay.games import IllegalMove, tictactoe
 from duorelay.referee.matches import Decision, Event, Match, Matches, Refused
 from duorelay.store.accounts import now
 from duorelay.store.gateway import Store
 from duorelay.store.schema import match_events, matches
 
-MATCH = "b" * 32
+MATCH = LIVE_MATCH  # the live match of the match_store fixture (tests/conftest.py)
 
 
 class TicTacToe:
@@ -52,23 +50,8 @@ class TicTacToe:
         connection.execute(matches.update().where(matches.c.id == match_id).values(moved_at=now()))
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = Store(f"sqlite:///{tmp_path / 'duorelay.db'}")
-    await store.migrate()
-    await store.run(
-        lambda c: c.execute(
-            matches.insert().values(
-                id=MATCH, game="test", players=["x", "o"], status="live", created_at=now()
-            )
-        )
-    )
-    yield store
-    store.close()
-
-
-async def stored(store: Store) -> list[tuple[int, str, dict[str, Any]]]:
-    rows = await store.run(
+async def stored(match_store: Store) -> list[tuple[int, str, dict[str, Any]]]:
+    rows = await match_store.run(
         lambda c: c.execute(
             select(match_events.c.seq, match_events.c.kind, match_events.c.data).order_by(
                 match_events.c.seq
@@ -94,8 +77,8 @@ class Replies:
         self.send.send_nowait(result)
 
 
-async def test_stored_then_listeners_then_reply(store: Store) -> None:
-    matches_ = Matches(store, TicTacToe(), "test", linger=0)
+async def test_stored_then_listeners_then_reply(match_store: Store) -> None:
+    matches_ = Matches(match_store, TicTacToe(), "test", linger=0)
     replies = Replies()
     async with trio.open_nursery() as nursery:
         await nursery.start(matches_.run)
@@ -108,23 +91,23 @@ async def test_stored_then_listeners_then_reply(store: Store) -> None:
             assert isinstance(refused, Refused)
             assert match.seq == 1
         assert replies.seen == ["listener [1]", "reply [1]", f"refused {refused.reason}"]
-        assert await stored(store) == [(1, "move", {"x": 0, "y": 0})]
+        assert await stored(match_store) == [(1, "move", {"x": 0, "y": 0})]
         assert len(matches_) == 0  # nobody watches: the task ended
         nursery.cancel_scope.cancel()
 
 
-async def test_unknown_match(store: Store) -> None:
-    matches_ = Matches(store, TicTacToe(), "test", linger=0)
+async def test_unknown_match(match_store: Store) -> None:
+    matches_ = Matches(match_store, TicTacToe(), "test", linger=0)
     async with trio.open_nursery() as nursery:
         await nursery.start(matches_.run)
-        async with matches_.watch("c" * 32, Replies().listener) as match:
+        async with matches_.watch("d" * 32, Replies().listener) as match:
             assert match is None
-        assert not await matches_.submit("c" * 32, (0, 0), Replies().reply)
+        assert not await matches_.submit("d" * 32, (0, 0), Replies().reply)
         nursery.cancel_scope.cancel()
 
 
-async def test_a_submission_without_listeners_runs_and_ends_the_task(store: Store) -> None:
-    matches_ = Matches(store, TicTacToe(), "test", linger=0)
+async def test_a_submission_without_listeners_runs_and_ends_the_task(match_store: Store) -> None:
+    matches_ = Matches(match_store, TicTacToe(), "test", linger=0)
     replies = Replies()
     async with trio.open_nursery() as nursery:
         await nursery.start(matches_.run)
@@ -133,16 +116,16 @@ async def test_a_submission_without_listeners_runs_and_ends_the_task(store: Stor
             assert isinstance(await replies.receive.receive(), Decision)
             # the task ends after each one; the next submission loads the state again
         assert len(matches_) == 0
-        assert [seq for seq, _, _ in await stored(store)] == [1, 2, 3]
+        assert [seq for seq, _, _ in await stored(match_store)] == [1, 2, 3]
         nursery.cancel_scope.cancel()
 
 
-async def test_the_database_decides_between_two_processes(store: Store) -> None:
+async def test_the_database_decides_between_two_processes(match_store: Store) -> None:
     """Two registries (two processes) hold the same match; the one that writes
     second reloads, decides again and is refused: the cell is taken."""
     one, two = (
-        Matches(store, TicTacToe(), "one", linger=0),
-        Matches(store, TicTacToe(), "two", linger=0),
+        Matches(match_store, TicTacToe(), "one", linger=0),
+        Matches(match_store, TicTacToe(), "two", linger=0),
     )
     first, second = Replies(), Replies()
     async with trio.open_nursery() as nursery:
@@ -158,17 +141,17 @@ async def test_the_database_decides_between_two_processes(store: Store) -> None:
             # a legal move now goes through on top of the reloaded state
             assert await two.submit(MATCH, (1, 1), second.reply)
             assert isinstance(await second.receive.receive(), Decision)
-        assert [(seq, data) for seq, _, data in await stored(store)] == [
+        assert [(seq, data) for seq, _, data in await stored(match_store)] == [
             (1, {"x": 2, "y": 2}),
             (2, {"x": 1, "y": 1}),
         ]
         nursery.cancel_scope.cancel()
 
 
-async def test_refresh_reloads(store: Store) -> None:
+async def test_refresh_reloads(match_store: Store) -> None:
     one, two = (
-        Matches(store, TicTacToe(), "one", linger=0),
-        Matches(store, TicTacToe(), "two", linger=0),
+        Matches(match_store, TicTacToe(), "one", linger=0),
+        Matches(match_store, TicTacToe(), "two", linger=0),
     )
     replies = Replies()
     async with trio.open_nursery() as nursery:
@@ -186,8 +169,8 @@ async def test_refresh_reloads(store: Store) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_cancelling_run_ends_every_match_task(store: Store) -> None:
-    matches_ = Matches(store, TicTacToe(), "test", linger=0)
+async def test_cancelling_run_ends_every_match_task(match_store: Store) -> None:
+    matches_ = Matches(match_store, TicTacToe(), "test", linger=0)
     async with trio.open_nursery() as outer:
         await outer.start(matches_.run)
         entered = trio.Event()
@@ -204,10 +187,12 @@ async def test_cancelling_run_ends_every_match_task(store: Store) -> None:
     assert len(matches_) == 0
 
 
-async def test_a_match_lingers_then_ends(store: Store, mock_clock: trio.testing.MockClock) -> None:
+async def test_a_match_lingers_then_ends(
+    match_store: Store, mock_clock: trio.testing.MockClock
+) -> None:
     """With ``linger``, the task outlives its submission (the next move needs no
     reload) and ends once it waited ``linger`` seconds for another."""
-    matches_ = Matches(store, TicTacToe(), "test", linger=30)
+    matches_ = Matches(match_store, TicTacToe(), "test", linger=30)
     replies = Replies()
     async with trio.open_nursery() as nursery:
         await nursery.start(matches_.run)

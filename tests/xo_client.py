@@ -6,11 +6,9 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
-import h11
-import trio
 from trio_websocket import WebSocketConnection
 
-from conftest import Server
+from conftest import Server, http_request
 
 
 async def call(
@@ -40,27 +38,7 @@ async def call(
     if token is not None:
         sent.append(("Authorization", f"Bearer {token}"))
     sent.append(("Content-Length", str(len(data))))
-    host, port = server.address.rsplit(":", 1)
-    connection = h11.Connection(h11.CLIENT)
-    async with await trio.open_tcp_stream(host, int(port), local_address=source) as stream:
-        request = h11.Request(method=method, target=path, headers=sent)
-        await stream.send_all(
-            connection.send(request)
-            + connection.send(h11.Data(data=data))
-            + connection.send(h11.EndOfMessage())
-        )
-        status, answer, content = 0, {}, b""
-        while True:
-            event = connection.next_event()
-            if event is h11.NEED_DATA:
-                connection.receive_data(await stream.receive_some())
-            elif isinstance(event, h11.Response):
-                status = event.status_code
-                answer = {k.decode().lower(): v.decode() for k, v in event.headers}
-            elif isinstance(event, h11.Data):
-                content += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                break
+    status, answer, content = await http_request(server, method, path, sent, data, source)
     if answer.get("content-type", "").startswith("application/json"):
         return status, answer, json.loads(content)
     return status, answer, content

@@ -216,6 +216,15 @@ def relay(
         yield server
 
 
+def shot(player: Player, game: str, moment: str) -> Path:
+    """A full-page screenshot ``ARTIFACTS/{game}-{moment}-{player}.png``, the mouse
+    moved out of the way (no hover state), animations off."""
+    path = ARTIFACTS / f"{game}-{moment}-{player.name}.png"
+    player.page.mouse.move(0, 0)
+    player.page.screenshot(path=path, animations="disabled", full_page=True)
+    return path
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """Headless Debian Chromium, driven by Playwright."""

@@ -163,6 +163,19 @@ class Player:
         return path
 
 
+class View:
+    """One player's view of a page (a page object's base): the ``player``, its
+    ``page`` and ``name``, and the page's elements by ``data-testid``."""
+
+    def __init__(self, player: Player) -> None:
+        self.player = player
+        self.page = player.page
+        self.name = player.name
+
+    def tid(self, testid: str) -> Locator:
+        return self.page.get_by_test_id(testid)
+
+
 def _text(payload: str | bytes) -> str:
     return payload if isinstance(payload, str) else payload.decode("utf-8", "replace")
 

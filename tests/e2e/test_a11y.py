@@ -41,6 +41,18 @@ def axe_check(player: Player, label: str) -> dict[str, Any]:
     return results.response  # type: ignore[no-any-return]
 
 
+def axe_check_all(player: Player, label: str) -> None:
+    """axe-core on the whole page: no violation of any impact (the uttt and xo
+    pages' docs promise none; serious and critical ones are reported in detail)."""
+    results = axe_check(player, label)
+    found = [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + "; ".join(", ".join(map(str, n["target"])) for n in v["nodes"][:5])
+        for v in results["violations"]
+    ]
+    assert not found, f"axe on {label}:\n" + "\n".join(found)
+
+
 def test_start_panel_has_no_serious_violations(open_player: OpenPlayer) -> None:
     player = open_player("visitor")
     player.open_start()

@@ -16,7 +16,7 @@ ratings start from nothing). Every wait is Playwright's ``expect``: no sleeps.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,23 +28,11 @@ from playwright.sync_api import Locator, expect
 from duorelay.games import uttt
 from duorelay.games.base import Player as Mark
 
-from .conftest import ARTIFACTS, RelayServer, serving
-from .pages import Player
-from .test_a11y import axe_check as serious_axe_check
+from .conftest import shot as page_shot
+from .pages import Player, View
+from .test_a11y import axe_check_all as axe_check
 
 OpenPlayer = Callable[[str], Player]
-
-
-def axe_check(player: Player, label: str) -> None:
-    """axe-core on the whole page: no violation of any impact (the page's docs
-    promise none; serious and critical ones are reported in detail)."""
-    results = serious_axe_check(player, label)
-    found = [
-        f"{v['id']} ({v['impact']}): {v['help']} at "
-        + "; ".join(", ".join(map(str, n["target"])) for n in v["nodes"][:5])
-        for v in results["violations"]
-    ]
-    assert not found, f"axe on {label}:\n" + "\n".join(found)
 
 
 PAGE_VIEWPORT = {"width": 1100, "height": 1100}
@@ -73,33 +61,16 @@ def test_winning_sequence_is_legal_and_won_by_player_a() -> None:
     assert [state.boards[b] for b in (0, 1, 2)] == [1, 1, 1]
 
 
-@pytest.fixture
-def relay(
-    artifacts_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[RelayServer]:
-    """The server on a SQLite file of this test's: no accounts, no ratings yet."""
-    env = {"DUORELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'uttt.db'}"}
-    with serving(artifacts_dir, request, env) as server:
-        yield server
+# ``relay`` (tests/e2e/conftest.py): the server on a SQLite file of this test's:
+# no accounts, no ratings yet.
 
 
 def shot(player: Player, moment: str) -> Path:
-    path = ARTIFACTS / f"uttt-{moment}-{player.name}.png"
-    player.page.mouse.move(0, 0)
-    player.page.screenshot(path=path, animations="disabled", full_page=True)
-    return path
+    return page_shot(player, "uttt", moment)
 
 
-class Uttt:
+class Uttt(View):
     """One player's view of /uttt/."""
-
-    def __init__(self, player: Player) -> None:
-        self.player = player
-        self.page = player.page
-        self.name = player.name
-
-    def tid(self, testid: str) -> Locator:
-        return self.page.get_by_test_id(testid)
 
     def cell(self, sx: int, sy: int, x: int, y: int) -> Locator:
         return self.tid(f"cell-{sx}-{sy}-{x}-{y}")

@@ -17,7 +17,7 @@ the pages. Every wait is Playwright's ``expect``: no sleeps.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,23 +26,11 @@ pytest.importorskip("playwright.sync_api", reason="the browser tests need Playwr
 
 from playwright.sync_api import Locator, expect
 
-from .conftest import ARTIFACTS, RelayServer, serving
-from .pages import Player
-from .test_a11y import axe_check as serious_axe_check
+from .conftest import shot as page_shot
+from .pages import Player, View
+from .test_a11y import axe_check_all as axe_check
 
 OpenPlayer = Callable[[str], Player]
-
-
-def axe_check(player: Player, label: str) -> None:
-    """axe-core on the whole page: no violation of any impact (the page's docs
-    promise none; serious and critical ones are reported in detail)."""
-    results = serious_axe_check(player, label)
-    found = [
-        f"{v['id']} ({v['impact']}): {v['help']} at "
-        + "; ".join(", ".join(map(str, n["target"])) for n in v["nodes"][:5])
-        for v in results["violations"]
-    ]
-    assert not found, f"axe on {label}:\n" + "\n".join(found)
 
 
 PAGE_VIEWPORT = {"width": 900, "height": 1200}
@@ -55,33 +43,16 @@ O_MOVES = [(0, 1), (1, 1), (2, 1)]
 KEYBOARD_MOVES = {1, 2, 4}  # indexes in the game's move order
 
 
-@pytest.fixture
-def relay(
-    artifacts_dir: Path, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[RelayServer]:
-    """The server on a SQLite file of this test's: no accounts, no games yet."""
-    env = {"DUORELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'xo.db'}"}
-    with serving(artifacts_dir, request, env) as server:
-        yield server
+# ``relay`` (tests/e2e/conftest.py): the server on a SQLite file of this test's:
+# no accounts, no games yet.
 
 
 def shot(player: Player, moment: str) -> Path:
-    path = ARTIFACTS / f"xo-{moment}-{player.name}.png"
-    player.page.mouse.move(0, 0)
-    player.page.screenshot(path=path, animations="disabled", full_page=True)
-    return path
+    return page_shot(player, "xo", moment)
 
 
-class Xo:
+class Xo(View):
     """One player's view of /xo/."""
-
-    def __init__(self, player: Player) -> None:
-        self.player = player
-        self.page = player.page
-        self.name = player.name
-
-    def tid(self, testid: str) -> Locator:
-        return self.page.get_by_test_id(testid)
 
     def cell(self, x: int, y: int) -> Locator:
         return self.tid(f"cell-{x}-{y}")
