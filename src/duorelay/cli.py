@@ -159,8 +159,10 @@ def parser() -> argparse.ArgumentParser:
         " TOML file given with --config."
     )
     description = (
-        "duorelay: a websocket relay for two-player browser and bot games. "
-        "Serves the static site and the relay on Hypercorn's trio worker."
+        "duorelay: a multiplayer server for browser and bot games: it relays "
+        "(Kamon, WMBP) and referees (ultimate tic-tac-toe at /uttt/, XO at /xo/, "
+        "Santorini tournaments over TCP). Serves the static site, the relay and "
+        "the games on Hypercorn's trio worker."
     )
     cli = argparse.ArgumentParser(
         prog="python -m duorelay",
