@@ -373,7 +373,7 @@ SERVICE_TASKS = (
     "GroupCommit.run",
     "XoService.run",
     "UtttService.run",
-    "UtttService._sweep",
+    "uttt_sweep.sweep",
 )
 """Tasks of the serving nursery that live as long as the server, not a connection."""
 

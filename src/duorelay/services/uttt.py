@@ -5,7 +5,7 @@ Task tree (docs/architecture.md)::
     app serving nursery
      └─ UtttService.run              waits for the store, then owns:
          ├─ Matches.run              one task per match while a submission waits
-         ├─ UtttService._sweep       revokes overdue matches, expires sessions
+         ├─ uttt_sweep.sweep         revokes overdue matches, expires sessions
          └─ UtttService._touch       marks a login session used when its
                                      last connection ends (its expiry)
 
@@ -55,13 +55,14 @@ from duorelay.core.session import Handler, Session
 from duorelay.protocols import CloseCode, ProtocolError
 from duorelay.protocols import uttt as wire
 from duorelay.referee import uttt as referee_uttt
+from duorelay.referee import uttt_accounts
 from duorelay.referee.accounts import BUCKETS, LoginRefused, valid_name
 from duorelay.referee.matches import Decision, Matches, Refused
 from duorelay.referee.matchmaking import Matchmaking, MatchRefused
-from duorelay.referee.ratings import standing
 from duorelay.referee.uttt import GAME, NotAPlayer, UtttGame, UtttMatch
 from duorelay.services.referee_store import Referee, RefereeStore, StoreUnavailable
 from duorelay.services.uttt_online import Client, Online, push_to
+from duorelay.services.uttt_sweep import SESSION_LIFETIME, sweep
 from duorelay.settings import Settings
 from duorelay.store import accounts as queries
 from duorelay.store import matches as match_queries
@@ -74,12 +75,8 @@ PATHS = ("/uttt", "/")
 """Websocket paths of the UTTT server (``GET /`` stays the static index)."""
 PAGE_DIR = "uttt"
 HEX_ID = re.compile(r"[0-9a-f]{32}")
-SESSION_LIFETIME = timedelta(days=20)
-"""A login session unused this long expires."""
 TEMPORARY_LIFETIME = timedelta(hours=1)
 """A temporary account's session expires this long after its last connection ends."""
-SWEEP_BATCH = 100
-"""Overdue matches revoked per sweep at most."""
 MATCH_RATE = 0.5
 """``match_request`` a second one account is served on average (each may
 create a match row and push it to the opponent); more are refused."""
@@ -131,7 +128,8 @@ class UtttService:
                 self.matchmaking = Matchmaking(referee.store)
                 self._nursery = nursery
                 self._ready.set()
-                nursery.start_soon(self._sweep, referee)
+                revoke_time = self.settings.uttt_revoke_time
+                nursery.start_soon(sweep, revoke_time, referee.store, matches, self._revoked)
         finally:
             self._nursery = None
 
@@ -220,7 +218,7 @@ class UtttService:
             code = CloseCode.FORBIDDEN if refused.retry_after is None else CloseCode.TOO_MANY
             session.close(code, refused.reason, flush=True)
             return None
-        session_id = await store.run(lambda c: _start_session(c, account))
+        session_id = await store.run(lambda c: uttt_accounts.start_session(c, account))
         return Client(session, account, session_id)
 
     async def _log_in(self, referee: Referee, login: wire.Login, address: str) -> Account:
@@ -260,7 +258,7 @@ class UtttService:
             msg = f"logged in as {account.name}{kind}"
             response = wire.LoginResponse(True, client.session_id, registered, msg)
         await self._send(client, response)
-        elo, friends = await referee.store.run(lambda c: _profile(c, account))
+        elo, friends = await referee.store.run(lambda c: uttt_accounts.profile(c, account))
         await self._send(client, elo)
         await self._send(client, friends)
         await self._send_matches(client, referee)
@@ -393,27 +391,17 @@ class UtttService:
         follow = isinstance(message, wire.FriendRequest)
         kind = "friend_request_response" if follow else "unfriend_request_response"
         account = client.account
-        name = valid_name(user)
-
-        def change(connection: Connection) -> str | None:
-            friend = None if name is None else queries.account_by_name(connection, name)
-            if friend is None:
-                return f"no player called {user[:16]}"
-            if friend.id == account.id:
-                return "you cannot be your own friend"
-            if follow:
-                done = queries.follow(connection, account.id, friend.id)
-                return None if done else f"{friend.name} is already your friend"
-            done = queries.unfollow(connection, account.id, friend.id)
-            return None if done else f"{friend.name} is not your friend"
-
         if account.temporary:
             refusal: str | None = "a temporary account has no friends"
         else:
-            refusal = await referee.store.run(change)
+            refusal = await referee.store.run(
+                lambda c: uttt_accounts.change_friend(c, account, user, follow)
+            )
         await self._send(client, wire.Response(kind, refusal is None, refusal or "done"))
         if refusal is None:
-            friends = await referee.store.run(lambda c: _friends_update(c, account.id))
+            friends = await referee.store.run(
+                lambda c: uttt_accounts.friends_update(c, account.id)
+            )
             await self._send(client, friends)
 
     # -- pushes and connections ---------------------------------------------------------
@@ -448,54 +436,7 @@ class UtttService:
         except (StoreUnavailable, StoreClosed, SQLAlchemyError) as error:
             log.warning("uttt: could not mark session used: %s", error)
 
-    async def _sweep(self, referee: Referee) -> None:
-        """Every ``uttt_revoke_time``/10 s (0.05 to 60 s): revoke the matches
-        without a move for ``uttt_revoke_time`` (the player on turn loses) and
-        delete sessions unused for :data:`SESSION_LIFETIME`."""
-        revoke = self.settings.uttt_revoke_time
-        interval = min(60.0, max(0.05, revoke / 10))
-        assert self.matches is not None
-        while True:
-            at = now()
-            before = at - timedelta(seconds=revoke)
-            try:
-                find = partial(
-                    match_queries.overdue, game=GAME, moved_before=before, limit=SWEEP_BATCH
-                )
-                overdue = await referee.store.run(find)
-                for match_id in overdue:
-                    command = referee_uttt.Revoke(before, at)
-                    await self.matches.submit(match_id, command, partial(self._revoked, match_id))
-                await referee.store.run(
-                    partial(queries.delete_sessions_before, used_before=at - SESSION_LIFETIME)
-                )
-            except (StoreClosed, SQLAlchemyError) as error:
-                log.warning("uttt: sweep failed: %s", error)
-            await trio.sleep(interval)
-
     def _revoked(self, match_id: str, outcome: Decision[Any] | Refused) -> None:
         if isinstance(outcome, Decision):
             log.info("uttt: match %s revoked", match_id)
             self._announce(match_id, outcome)
-
-
-def _start_session(connection: Connection, account: Account) -> str:
-    """A new login session; a regular account gets its rating row (so it is ranked)."""
-    if not account.temporary:
-        value = queries.rating(connection, account.id, GAME)
-        queries.set_rating(connection, account.id, GAME, value)
-    return queries.create_session(connection, account.id)
-
-
-def _profile(
-    connection: Connection, account: Account
-) -> tuple[wire.EloUpdate, wire.FriendsUpdate]:
-    return (
-        referee_uttt.elo_update(standing(connection, GAME, account)),
-        _friends_update(connection, account.id),
-    )
-
-
-def _friends_update(connection: Connection, account_id: int) -> wire.FriendsUpdate:
-    friends = queries.friends_of(connection, account_id, GAME)
-    return wire.FriendsUpdate(tuple(n for n, _ in friends), tuple(r for _, r in friends))
