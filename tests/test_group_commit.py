@@ -1,19 +1,20 @@
 """Group commit (referee/group_commit.py) on a real SQLite store: writes that
-queued meanwhile share one transaction; a write that breaks a unique key
-fails alone; a stopped writer fails what is left."""
+queued meanwhile share one transaction and their shared statements; a write
+that breaks a unique key fails alone; a stopped writer fails what is left."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import sqlalchemy.exc
 import trio
 import trio.testing
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, event, func, select
 
 from conftest import LIVE_MATCH
-from duorelay.referee.group_commit import GroupCommit
+from duorelay.referee.group_commit import GroupCommit, Write
 from duorelay.store.accounts import now
 from duorelay.store.gateway import Store, StoreClosed
 from duorelay.store.schema import match_events
@@ -21,13 +22,13 @@ from duorelay.store.schema import match_events
 MATCH = LIVE_MATCH  # the live match of the match_store fixture (tests/conftest.py)
 
 
-def event(seq: int) -> Any:
-    def insert(connection: Connection) -> None:
-        connection.execute(
-            match_events.insert().values(match_id=MATCH, seq=seq, kind="k", at=now(), data={})
-        )
+INSERT = match_events.insert()
 
-    return insert
+
+def append(seq: int, then: Callable[[Connection], object] | None = None) -> Write:
+    """The write of event ``seq`` of the live match, through the shared insert."""
+    row = {"match_id": MATCH, "seq": seq, "kind": "k", "at": now(), "data": {}}
+    return Write({INSERT: [row]}, then)
 
 
 async def stored(match_store: Store) -> list[int]:
@@ -46,7 +47,7 @@ async def test_queued_writes_share_a_transaction_and_a_duplicate_fails_alone(
 
     async def write(label: int, seq: int) -> None:
         try:
-            await writer.write(event(seq))
+            await writer.write(append(seq))
         except sqlalchemy.exc.IntegrityError:
             outcomes[label] = "duplicate"
         else:
@@ -74,7 +75,7 @@ async def test_a_stopped_writer_fails_what_is_queued(match_store: Store) -> None
 
     async def write() -> None:
         try:
-            await writer.write(event(1))
+            await writer.write(append(1))
         except StoreClosed as error:
             errors.append(error)
 
@@ -87,5 +88,40 @@ async def test_a_stopped_writer_fails_what_is_queued(match_store: Store) -> None
             await writer.run()
     assert [str(error) for error in errors] == ["the server is stopping"] * 2
     with pytest.raises(trio.ClosedResourceError):
-        await writer.write(event(2))
+        await writer.write(append(2))
     assert await stored(match_store) == []
+
+
+async def test_a_shared_statement_runs_once_per_batch_before_each_then(
+    match_store: Store,
+) -> None:
+    writer = GroupCommit(match_store)
+    inserts: list[int] = []  # rows per execution of the shared insert
+    seen_by_then: list[tuple[int, int]] = []  # (write, events visible to its then)
+
+    def count(connection: Any, cursor: Any, statement: str, params: Any, *args: Any) -> None:
+        if statement.startswith("INSERT INTO match_events"):
+            inserts.append(len(params) if isinstance(params, list) else 1)
+
+    def then(label: int) -> Callable[[Connection], object]:
+        def look(connection: Connection) -> None:
+            rows = connection.execute(select(func.count()).select_from(match_events)).scalar()
+            seen_by_then.append((label, int(rows or 0)))
+
+        return look
+
+    event.listen(match_store.engine, "before_cursor_execute", count)
+    try:
+        async with trio.open_nursery() as nursery:
+            for seq in (1, 2, 3):
+                nursery.start_soon(writer.write, append(seq, then(seq)))
+                await trio.testing.wait_all_tasks_blocked()  # queued, in this order
+            await nursery.start(writer.run)
+            while writer.writes < 3:
+                await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    finally:
+        event.remove(match_store.engine, "before_cursor_execute", count)
+    assert inserts == [3]  # one executemany with the three rows
+    assert seen_by_then == [(1, 3), (2, 3), (3, 3)]  # in queue order, after every row
+    assert await stored(match_store) == [1, 2, 3]

@@ -11,9 +11,11 @@ from sqlalchemy import Connection, select
 
 from conftest import LIVE_MATCH
 from duorelay.games import IllegalMove, tictactoe
+from duorelay.referee.group_commit import Write
 from duorelay.referee.matches import Decision, Event, Match, Matches, Refused
 from duorelay.store.accounts import now
 from duorelay.store.gateway import Store
+from duorelay.store.matches import MOVED, moved
 from duorelay.store.schema import match_events, matches
 
 MATCH = LIVE_MATCH  # the live match of the match_store fixture (tests/conftest.py)
@@ -46,8 +48,8 @@ class TicTacToe:
             raise Refused(illegal.reason) from None
         return Decision(after, (Event("move", {"x": x, "y": y}),))
 
-    def write(self, connection: Connection, match_id: str, decision: Decision[Any]) -> None:
-        connection.execute(matches.update().where(matches.c.id == match_id).values(moved_at=now()))
+    def write(self, match_id: str, decision: Decision[Any]) -> Write:
+        return Write({MOVED: [moved(match_id, now())]})
 
 
 async def stored(match_store: Store) -> list[tuple[int, str, dict[str, Any]]]:
@@ -58,7 +60,7 @@ async def stored(match_store: Store) -> list[tuple[int, str, dict[str, Any]]]:
             )
         ).all()
     )
-    return [tuple(row) for row in rows]  # type: ignore[misc]
+    return [tuple(row) for row in rows]
 
 
 class Replies:

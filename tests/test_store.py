@@ -90,6 +90,21 @@ async def test_sqlite_uses_write_ahead_logging(tmp_path: Path) -> None:
     assert mode == "wal"
 
 
+@pytest.mark.parametrize(
+    ("setting", "pragma"), [(None, 2), ("full", 2), ("normal", 1)]
+)  # https://sqlite.org/pragma.html#pragma_synchronous: 1 NORMAL, 2 FULL
+async def test_sqlite_synchronous_follows_the_setting(
+    tmp_path: Path, setting: str | None, pragma: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'sync.db'}"
+    store = Store(url) if setting is None else Store(url, setting)  # type: ignore[arg-type]
+    try:
+        value = await store.run(lambda c: c.exec_driver_sql("PRAGMA synchronous").scalar())
+    finally:
+        store.close()
+    assert value == pragma
+
+
 async def test_sqlite_migrations_rebuild_tables_that_rows_point_at(tmp_path: Path) -> None:
     # Alembic's batch mode copies a SQLite table and drops the old one: with
     # foreign keys enforced, that fails once rows of another table point at it.

@@ -375,7 +375,7 @@ def santorini(host: str, use_store: bool = True) -> int:
 
 
 async def _run_santorini(config: ServerConfig, settings: Settings, use_store: bool) -> bool:
-    store = Store(settings.database_url) if use_store else None
+    store = Store(settings.database_url, settings.sqlite_synchronous) if use_store else None
     try:
         if store is not None:
             await store.migrate()

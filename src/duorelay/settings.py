@@ -156,6 +156,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the database (the event log of refereed games): "
         "sqlite:///FILE (relative to the working directory) or postgresql+psycopg://...",
     )
+    sqlite_synchronous: Literal["full", "normal"] = Field(
+        default="full",
+        description="SQLite only: when a commit reaches the disk. normal: at checkpoints "
+        "(a commit survives a crash of the server, a power loss may lose the last ones); "
+        "full: at every commit (survives a power loss, costs an fdatasync per commit).",
+    )
     santorini_port: Annotated[int, Field(ge=0, le=65535)] | None = Field(
         default=None,
         description="TCP port of the Santorini tournament server run beside the web "

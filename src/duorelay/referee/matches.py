@@ -38,7 +38,6 @@ connection's problem, never the match's).
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -50,7 +49,7 @@ import trio
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from duorelay.referee.group_commit import GroupCommit
+from duorelay.referee.group_commit import GroupCommit, Write
 from duorelay.store.accounts import now
 from duorelay.store.gateway import Store, StoreClosed
 from duorelay.store.schema import match_events
@@ -67,7 +66,6 @@ LINGER = 60.0
 """Seconds a match task outlives its last listener and submission, waiting for
 the next one: a match played move by move keeps its state in memory instead of
 replaying its events from the store for every move. 0: it ends at once."""
-"""Submissions that wait for one match at most; a submitter past it waits (back-pressure)."""
 
 _INSERT_EVENT = match_events.insert()
 
@@ -104,8 +102,8 @@ class Decision(Generic[S]):
 class Game(Protocol[S, C]):
     """The rules of one service's matches, as the match task drives them.
 
-    ``load`` and ``write`` run in a store thread, inside one transaction;
-    ``decide`` is a plain call (sans-IO) and raises :class:`Refused`.
+    ``load`` runs in a store thread, inside one transaction; ``decide`` and
+    ``write`` are plain calls (sans-IO; ``decide`` raises :class:`Refused`).
     """
 
     def load(self, connection: Connection, match_id: str) -> tuple[S, int] | None:
@@ -116,9 +114,11 @@ class Game(Protocol[S, C]):
         """The decision on ``command`` in ``state`` (last event ``seq``), or :class:`Refused`."""
         ...
 
-    def write(self, connection: Connection, match_id: str, decision: Decision[S]) -> None:
-        """Store what goes with the decision's events (status, result, ratings):
-        in the same transaction, after the events are inserted."""
+    def write(self, match_id: str, decision: Decision[S]) -> Write:
+        """What goes with the decision's events (``moved_at``, status, result,
+        ratings), committed in their transaction, after them: shared
+        statements' rows in ``bulk``, the rest in ``then``
+        (:class:`~duorelay.referee.group_commit.Write`)."""
         ...
 
 
@@ -316,7 +316,7 @@ class Matches(Generic[S, C]):
             )
             decision = Decision(decision.state, numbered, decision.extra)
             try:
-                await self.writer.write(functools.partial(self._append, match.id, decision))
+                await self.writer.write(self._append(match.id, decision))
             except IntegrityError:
                 if attempt == 2:
                     submission.reply(Refused("the match changed meanwhile; try again"))
@@ -330,23 +330,15 @@ class Matches(Generic[S, C]):
             submission.reply(decision)
             return
 
-    def _append(self, match_id: str, decision: Decision[S], connection: Connection) -> None:
+    def _append(self, match_id: str, decision: Decision[S]) -> Write:
+        """The decision's events and what the game stores with them, as one write."""
         at = now()
-        if decision.events:
-            connection.execute(
-                _INSERT_EVENT,
-                [
-                    {
-                        "match_id": match_id,
-                        "seq": e.seq,
-                        "kind": e.kind,
-                        "at": at,
-                        "data": dict(e.data),
-                    }
-                    for e in decision.events
-                ],
-            )
-        self.game.write(connection, match_id, decision)
+        events = [
+            {"match_id": match_id, "seq": e.seq, "kind": e.kind, "at": at, "data": dict(e.data)}
+            for e in decision.events
+        ]
+        write = self.game.write(match_id, decision)
+        return Write({_INSERT_EVENT: events, **write.bulk}, write.then)
 
     async def _reload(self, match: Match[S]) -> None:
         loaded = await self.store.run(lambda c: self.game.load(c, match.id))

@@ -7,9 +7,9 @@ A match is its ``matches`` row and its event log:
 - ``forfeit`` ``{"loser": seat, "reason": "end_match" | "revoke", "rated": bool}``.
 
 :meth:`UtttGame.load` replays them (:mod:`duorelay.games.uttt`);
-:meth:`UtttGame.decide` takes a :data:`Command`; :meth:`UtttGame.write` stores,
-in the transaction of the events, ``moved_at``, and once the match is over
-its status, ``finished_at``, ``result`` ``{"winner": name | null, "ending":
+:meth:`UtttGame.decide` takes a :data:`Command`; :meth:`UtttGame.write` gives
+what to store in the transaction of the events: ``moved_at``, and once the
+match is over its status, ``finished_at``, ``result`` ``{"winner": name | null, "ending":
 "line" | "draw" | "forfeit", "rated": bool}`` and, for a rated result, both
 ratings (:func:`~duorelay.referee.ratings.record_result`), whose new
 standings it leaves in the decision's :class:`Finished` for the elo_updates.
@@ -21,6 +21,7 @@ closer loses; before that nobody's rating changes).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -30,10 +31,11 @@ from sqlalchemy import Connection, select, update
 from duorelay.games import uttt as rules
 from duorelay.games.base import IllegalMove, Player
 from duorelay.protocols import uttt as wire
+from duorelay.referee.group_commit import Bulk, Write
 from duorelay.referee.matches import Decision, Event, Refused
 from duorelay.referee.ratings import Standing, record_result, standing
 from duorelay.store.accounts import account_by_id, now
-from duorelay.store.matches import MatchRow, mark_seen, match_row
+from duorelay.store.matches import MOVED, MatchRow, mark_seen, match_row, moved
 from duorelay.store.schema import match_events, matches
 
 GAME = "uttt"
@@ -94,8 +96,8 @@ Command = PlayMove | EndMatch | Revoke
 @dataclass(slots=True)
 class Finished:
     """``Decision.extra`` of the decision that ended a match. ``standings``
-    (account id -> :class:`Standing`) is filled by :meth:`UtttGame.write` for
-    a rated result, in the transaction that stored it."""
+    (account id -> :class:`Standing`) is filled for a rated result in the
+    transaction that stored it (by the ``then`` of :meth:`UtttGame.write`)."""
 
     winner: str | None
     ending: str
@@ -183,42 +185,40 @@ class UtttGame:
     def _seen_by(self, match: UtttMatch) -> tuple[int, ...]:
         return tuple(account for account in match.row.account_ids if self.online(account))
 
-    def write(self, connection: Connection, match_id: str, decision: Decision[UtttMatch]) -> None:
-        """Store ``moved_at``; once over, the result and (rated) the ratings."""
+    def write(self, match_id: str, decision: Decision[UtttMatch]) -> Write:
+        """``moved_at``; once over, also the result and (rated) the ratings."""
         match = decision.state
         finished = decision.extra
+        touch: Bulk = {MOVED: [moved(match_id, match.row.moved_at)]}
         if not isinstance(finished, Finished):
-            connection.execute(
-                update(matches).where(matches.c.id == match_id).values(moved_at=match.row.moved_at)
-            )
-            return
-        at = now()
-        connection.execute(
-            update(matches)
-            .where(matches.c.id == match_id)
-            .values(
-                status="over",
-                finished_at=at,
-                moved_at=match.row.moved_at,
-                result={
-                    "winner": finished.winner,
-                    "ending": finished.ending,
-                    "rated": finished.rated,
-                },
-            )
+            return Write(touch)
+        return Write(touch, functools.partial(_finish, match_id, match, finished))
+
+
+def _finish(match_id: str, match: UtttMatch, finished: Finished, connection: Connection) -> None:
+    """Store a finished match's result and (rated) both ratings; their new
+    standings go to ``finished.standings``."""
+    connection.execute(
+        update(matches)
+        .where(matches.c.id == match_id)
+        .values(
+            status="over",
+            finished_at=now(),
+            result={"winner": finished.winner, "ending": finished.ending, "rated": finished.rated},
         )
-        if finished.seen_by:
-            mark_seen_by(connection, match_id, finished.seen_by)
-        if not finished.rated:
-            return
-        a_id, b_id = match.row.account_ids
-        winner = finished.winner
-        score_a = 0.5 if winner is None else (1.0 if winner == match.row.names[0] else 0.0)
-        record_result(connection, GAME, a_id, b_id, score_a)
-        for account_id in (a_id, b_id):
-            account = account_by_id(connection, account_id)
-            if account is not None:
-                finished.standings[account_id] = standing(connection, GAME, account)
+    )
+    if finished.seen_by:
+        mark_seen_by(connection, match_id, finished.seen_by)
+    if not finished.rated:
+        return
+    a_id, b_id = match.row.account_ids
+    winner = finished.winner
+    score_a = 0.5 if winner is None else (1.0 if winner == match.row.names[0] else 0.0)
+    record_result(connection, GAME, a_id, b_id, score_a)
+    for account_id in (a_id, b_id):
+        account = account_by_id(connection, account_id)
+        if account is not None:
+            finished.standings[account_id] = standing(connection, GAME, account)
 
 
 def mark_seen_by(connection: Connection, match_id: str, account_ids: tuple[int, ...]) -> None:

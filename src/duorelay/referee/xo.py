@@ -26,8 +26,11 @@ from sqlalchemy import Connection
 from duorelay.games import IllegalMove, tictactoe
 from duorelay.games.base import Player
 from duorelay.protocols.xogame import dashed, uuid_hex
+from duorelay.referee.group_commit import Bulk, Write
 from duorelay.referee.matches import Decision, Event, Refused
 from duorelay.store import xo as queries
+from duorelay.store.accounts import now
+from duorelay.store.matches import MOVED, moved
 
 ALREADY_JOINED = "Game already has an opponent"
 OWN_GAME = "You cannot join your own game"
@@ -165,15 +168,23 @@ class XoRules:
             )
         return Decision(XoState(state.players, state.starter, board), tuple(events), command)
 
-    def write(self, connection: Connection, match_id: str, decision: Decision[XoState]) -> None:
-        """The game's row: live after game_init, over after game_over."""
-        for event in decision.events:
-            if event.kind == "game_init":
-                queries.join(connection, match_id, decision.state.players[1])
-            elif event.kind == "game_over":
-                queries.finish(connection, match_id, dict(event.data["params"]))
-            else:
-                queries.moved(connection, match_id)
+    def write(self, match_id: str, decision: Decision[XoState]) -> Write:
+        """The game's row: live after game_init, ``moved_at`` after a move,
+        over after game_over."""
+        row_changes = [e for e in decision.events if e.kind in ("game_init", "game_over")]
+        moves = len(decision.events) - len(row_changes)
+        touch: Bulk = {MOVED: [moved(match_id, now())] * min(moves, 1)}
+        if not row_changes:
+            return Write(touch)
+
+        def then(connection: Connection) -> None:
+            for event in row_changes:
+                if event.kind == "game_init":
+                    queries.join(connection, match_id, decision.state.players[1])
+                else:
+                    queries.finish(connection, match_id, dict(event.data["params"]))
+
+        return Write(touch, then)
 
 
 class BadToken(Exception):

@@ -56,7 +56,7 @@ class RefereeStore:
     async def hold(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open and migrate the store, hold it until cancelled, then close it."""
         task_status.started()
-        store = Store(self.settings.database_url)
+        store = Store(self.settings.database_url, self.settings.sqlite_synchronous)
         try:
             try:
                 await store.migrate()

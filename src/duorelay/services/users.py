@@ -37,7 +37,7 @@ def add_user(settings: Settings, name: str, stdin: IO[str] = sys.stdin) -> int:
     password = read_password(stdin)
 
     async def create() -> str:
-        store = Store(settings.database_url)
+        store = Store(settings.database_url, settings.sqlite_synchronous)
         try:
             await store.migrate()
             limit = LoginLimit(settings.login_rate, settings.login_burst)

@@ -15,11 +15,12 @@ record it wrote is never unknown to it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy
 import trio
@@ -38,12 +39,25 @@ POOL_SIZE = 5
 SQLITE_BUSY_TIMEOUT_MS = 5000
 """Milliseconds SQLite waits for another process's write lock before failing."""
 
+Synchronous = Literal["full", "normal"]
+"""SQLite's ``PRAGMA synchronous`` in WAL mode (https://sqlite.org/pragma.html#pragma_synchronous):
+``full`` flushes the log to the disk (``fdatasync``) at every commit, so a
+committed transaction survives a power loss; ``normal`` flushes only at
+checkpoints, so a committed transaction survives a crash of the process, and
+a power loss or an operating-system crash may roll back the last ones (the
+file stays consistent)."""
 
-def create_engine(url: str) -> Engine:
+SQLITE_SYNCHRONOUS: Synchronous = "full"
+"""The default (``DUORELAY_SQLITE_SYNCHRONOUS``): the event log is the truth
+(docs/architecture.md), so by default a stored move survives a power loss."""
+
+
+def create_engine(url: str, sqlite_synchronous: Synchronous = SQLITE_SYNCHRONOUS) -> Engine:
     """An engine for ``url`` (``sqlite:///file.db``, ``postgresql+psycopg://...``).
 
     SQLite files get write-ahead logging (readers never wait for the writer),
-    foreign keys on, and a busy timeout of :data:`SQLITE_BUSY_TIMEOUT_MS`.
+    ``sqlite_synchronous`` (:data:`Synchronous`), foreign keys on, and a busy
+    timeout of :data:`SQLITE_BUSY_TIMEOUT_MS`.
     Raises ``sqlalchemy.exc.ArgumentError`` for a URL SQLAlchemy cannot parse
     and ``sqlalchemy.exc.NoSuchModuleError`` for an unknown driver.
     """
@@ -54,19 +68,23 @@ def create_engine(url: str) -> Engine:
             pool_size=POOL_SIZE,
             connect_args={"check_same_thread": False},
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, sqlite_synchronous))
         return engine
     return sqlalchemy.create_engine(parsed, pool_size=POOL_SIZE, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(synchronous: Synchronous, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={SYNCHRONOUS_PRAGMA[synchronous]}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     finally:
         cursor.close()
+
+
+SYNCHRONOUS_PRAGMA: dict[str, str] = {"full": "FULL", "normal": "NORMAL"}
 
 
 class MigrationError(RuntimeError):
@@ -137,9 +155,9 @@ class Store:
     the busy handler (``SQLITE_BUSY_TIMEOUT_MS``).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sqlite_synchronous: Synchronous = SQLITE_SYNCHRONOUS) -> None:
         self.url = url
-        self.engine = create_engine(url)
+        self.engine = create_engine(url, sqlite_synchronous)
         sqlite = self.engine.dialect.name == "sqlite"
         self._limiter = trio.CapacityLimiter(1 if sqlite else POOL_SIZE)
         self._calls = 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.orm import aliased
 
 from duorelay.store.accounts import Account, _account, new_id, now, touch_session
@@ -21,6 +21,15 @@ from duorelay.store.schema import accounts, login_sessions, match_players, match
 
 MAX_OPEN = 5
 """Live matches one account may have at once (docs/uttt.md, Rules)."""
+
+MOVED = update(matches).where(matches.c.id == bindparam("match")).values(moved_at=bindparam("at"))
+"""Note a match's last move: executed with rows ``{"match": id, "at": datetime}``
+(built once: one ``executemany`` for the moves of a whole group commit)."""
+
+
+def moved(match_id: str, at: datetime) -> dict[str, object]:
+    """The row of :data:`MOVED` for a move of ``match_id`` at ``at``."""
+    return {"match": match_id, "at": at}
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,11 +109,6 @@ def join(connection: Connection, game_id: str, account_uuid: str) -> None:
     )
 
 
-def moved(connection: Connection, game_id: str) -> None:
-    """Note a move (``moved_at``)."""
-    connection.execute(update(matches).where(matches.c.id == game_id).values(moved_at=now()))
-
-
 def finish(connection: Connection, game_id: str, result: dict[str, Any]) -> None:
     """The game is over with ``result`` (the ``game_over`` params)."""
     at = now()
