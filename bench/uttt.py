@@ -22,7 +22,7 @@ default (``--password-profile``), so that 2,000 registrations take seconds, not
 minutes; this benchmark measures moves, ``bench/xo.py`` measures logins at the
 default Argon2 cost.
 
-The bots are ``bench/uttt_bots.py``: trio-websocket clients, ``--bot-processes``
+The bots are ``bench/uttt_bots.py``: picows clients on uvloop, ``--bot-processes``
 processes (default 2) started by ``servers.Workers``, both players of a match in
 the same process. Steps:
 
@@ -183,7 +183,7 @@ def markdown(r: dict[str, Any], *, plan: Plan, command: str, loads: tuple[str, s
         f"SQLite file, `DUORELAY_PASSWORD_PROFILE={plan.password_profile}`, "
         "`DUORELAY_LOGIN_RATE=1000000 DUORELAY_LOGIN_BURST=1000000`, websocket rate "
         f"limit and connection caps lifted. Bots: {plan.bot_processes} processes of "
-        "trio-websocket clients (`bench/uttt_bots.py`), random legal moves.",
+        "picows clients on uvloop (`bench/uttt_bots.py`), random legal moves.",
         "",
         f"{r['matches']:,} concurrent matches ({r['bots']:,} bots, registered accounts), "
         f"offered {plan.rate:,.0f} moves/s (each match one move every "

@@ -1,5 +1,6 @@
 """Ultimate tic-tac-toe bots for ``bench/uttt.py``: many websocket clients
-(trio-websocket) in one process, playing random legal moves at a set pace.
+(picows on uvloop, as the relay's load generator) in one process, playing random
+legal moves at a set pace.
 
 One process (:func:`worker_main`, started by ``servers.Workers``) holds the bots
 of whole matches: bot ``2k`` challenges bot ``2k+1`` by name, so both players of
@@ -30,10 +31,16 @@ dict:
 A move is a random legal move computed from the ``match_state`` of the last
 ``match_update`` (:func:`legal_moves`: the sub-board of the last move's cell
 unless it is decided, then any undecided one; its empty cells).
+
+The bots were trio-websocket clients until 2026-11-27: they used about 550 µs
+of CPU per move, on the cores the server runs on; picows callbacks use a
+fraction of that (docs/benchmarks.md, "UTTT referee").
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import random
 import time
@@ -42,13 +49,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-import trio
-import turnbased
-from trio_websocket import (
-    ConnectionClosed,
-    HandshakeError,
-    WebSocketConnection,
-)
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+TEXT = WSMsgType.TEXT
+CLOSE = WSMsgType.CLOSE
 
 Cell = tuple[int, int, int, int]  # sub_x, sub_y, x, y
 
@@ -71,12 +75,7 @@ def legal_moves(state: dict[str, Any]) -> list[Cell]:
     ]
 
 
-async def sleep_until(instant: float) -> None:
-    """Sleep until ``time.monotonic()`` reaches ``instant`` (trio's clock has an offset)."""
-    await trio.sleep(max(0.0, instant - time.monotonic()))
-
-
-@dataclass
+@dataclass(eq=False)
 class Pair:
     """The two bots of a match, its current match and its pace."""
 
@@ -85,42 +84,56 @@ class Pair:
     match: str | None = None
     state: dict[str, Any] | None = None  # the last match_state of the current match
     due: float = 0.0  # when the last move of the current match was due
-    matched: trio.Event = field(default_factory=trio.Event)
+    matched: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-@dataclass(eq=False)
-class Bot:
-    name: str
-    pair: Pair
-    fleet: Fleet
-    ws: WebSocketConnection | None = None
-    pending: dict[str, tuple[Cell, float]] = field(default_factory=dict)
+class Bot(WSListener):  # type: ignore[misc]
+    """One player's connection: picows calls :meth:`on_ws_frame` for each message."""
 
-    def __post_init__(self) -> None:
-        # (match id, match_state, when the turn came) on this bot's turn
-        self.turns_in, self.turns = trio.open_memory_channel[tuple[str, Any, float]](16)
+    def __init__(self, name: str, pair: Pair, fleet: Fleet) -> None:
+        self.name = name
+        self.pair = pair
+        self.fleet = fleet
+        self.transport: WSTransport | None = None
+        self.pending: dict[str, tuple[Cell, float]] = {}
+        self.login_answer: asyncio.Future[dict[str, Any]] | None = None
 
-    async def send(self, kind: str, data: Any) -> None:
-        assert self.ws is not None
-        await self.ws.send_message(json.dumps({"type": kind, "data": data}))
+    def send(self, kind: str, data: Any) -> None:
+        if self.transport is not None:
+            self.transport.send(TEXT, json.dumps({"type": kind, "data": data}).encode())
 
-    async def read(self) -> None:
-        """Every message until the connection ends."""
-        assert self.ws is not None
+    # picows callbacks
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == CLOSE:
+            transport.disconnect()
+            return
+        if frame.msg_type != TEXT:
+            return
+        message = json.loads(frame.get_payload_as_bytes())
+        kind, data = message.get("type"), message.get("data")
         errors = self.fleet.errors
-        try:
-            while True:
-                message = json.loads(await self.ws.get_message())
-                kind, data = message.get("type"), message.get("data")
-                if kind == "match_update":
-                    self.update(data)
-                elif kind in ("error", "move_response"):
-                    errors[f"{kind}: {str(data)[:120]}"] += 1
-                elif kind == "match_request_response" and not data.get("success"):
-                    errors[f"match_request refused: {data.get('msg')}"] += 1
-        except ConnectionClosed:
-            if not self.fleet.closing:
-                errors["connection closed by the server"] += 1
+        if kind == "match_update":
+            self.update(data)
+        elif kind == "login_response":
+            if self.login_answer is not None and not self.login_answer.done():
+                self.login_answer.set_result(data)
+        elif kind in ("error", "move_response"):
+            errors[f"{kind}: {str(data)[:120]}"] += 1
+        elif kind == "match_request_response" and not data.get("success"):
+            errors[f"match_request refused: {data.get('msg')}"] += 1
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.transport = None
+        if self.login_answer is not None and not self.login_answer.done():
+            self.login_answer.set_exception(ConnectionError("closed before login_response"))
+        elif not self.fleet.closing:
+            self.fleet.errors["connection closed by the server"] += 1
+
+    # the game
 
     def update(self, data: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -143,7 +156,7 @@ class Bot:
                 fleet.games_over += 1
                 pair.match = pair.state = None
                 if fleet.playing:
-                    fleet.nursery.start_soon(self.challenge)
+                    self.challenge()
             return
         if pair.match != match:
             pair.match = match
@@ -151,53 +164,51 @@ class Bot:
             pair.state = state
             pair.matched.set()
         if state["active_player"] == self.name and fleet.playing and match == pair.match:
-            self.turns_in.send_nowait((match, state, now))
+            self.turn(match, state, now)
 
-    async def challenge(self) -> None:
-        await self.send("match_request", {"player": self.pair.bots[1].name})
+    def challenge(self) -> None:
+        self.send("match_request", {"player": self.pair.bots[1].name})
 
-    async def move(self) -> None:
-        """Make the moves of this bot's turns, each when it is due."""
+    def turn(self, match: str, state: dict[str, Any], came: float) -> None:
+        """This bot's turn came at ``came``: move when it is due."""
         fleet, pair = self.fleet, self.pair
-        async for match, state, came in self.turns:
-            due = max(pair.due + fleet.period, came)
-            if came > pair.due + fleet.period and fleet.begin <= came < fleet.end:
-                fleet.late += 1  # the turn came after the move was due: the server is behind
-            pair.due = due
-            await sleep_until(due)
-            if not fleet.playing or match != pair.match:
-                continue
-            choices = legal_moves(state)
-            if not choices:
-                fleet.errors["no legal move on my turn"] += 1
-                continue
-            cell = random.choice(choices)
-            self.pending[match] = (cell, time.monotonic())
-            sx, sy, x, y = cell
-            await self.send("move", {"id": match, "sub_x": sx, "sub_y": sy, "x": x, "y": y})
+        due = max(pair.due + fleet.period, came)
+        if came > pair.due + fleet.period and fleet.begin <= came < fleet.end:
+            fleet.late += 1  # the turn came after the move was due: the server is behind
+        pair.due = due
+        fleet.loop.call_later(max(0.0, due - time.monotonic()), self.move, match, state)
+
+    def move(self, match: str, state: dict[str, Any]) -> None:
+        fleet = self.fleet
+        if not fleet.playing or match != self.pair.match:
+            return
+        choices = legal_moves(state)
+        if not choices:
+            fleet.errors["no legal move on my turn"] += 1
+            return
+        cell = random.choice(choices)
+        self.pending[match] = (cell, time.monotonic())
+        sx, sy, x, y = cell
+        self.send("move", {"id": match, "sub_x": sx, "sub_y": sy, "x": x, "y": y})
 
 
 class Fleet:
     """The bots of one process."""
 
-    def __init__(self, nursery: trio.Nursery) -> None:
-        self.nursery = nursery
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.bots: list[Bot] = []
         self.pairs: list[Pair] = []
         self.errors: Counter[str] = Counter()
-        self.closing_problems: Counter[str] = Counter()  # of trio-websocket, not the server
         self.closing = False
         self.playing = False
         self.begin = self.end = self.period = 0.0
         self.moves = self.late = self.games_over = 0
         self.latencies: list[float] = []
 
-    def handlers(self) -> dict[str, Any]:
-        return {"login": self.login, "pair": self.pair, "play": self.play, "close": self.close}
-
     async def login(self, arg: dict[str, Any]) -> dict[str, Any]:
         names: list[str] = arg["names"]
-        limiter = trio.CapacityLimiter(arg["concurrency"])
+        semaphore = asyncio.Semaphore(arg["concurrency"])
         started = time.monotonic()
         for index in range(0, len(names) - 1, 2):
             pair = Pair(index // 2)
@@ -208,38 +219,33 @@ class Fleet:
 
         async def log_in(bot: Bot) -> None:
             nonlocal logged_in
-            async with limiter:
+            async with semaphore:
+                bot.login_answer = self.loop.create_future()
                 try:
-                    bot.ws = await turnbased.connect_websocket(
-                        self.nursery, arg["url"], self.closing_problems
-                    )
-                    await bot.send("login", {"name": bot.name, "pw": arg["pw"]})
-                    while True:
-                        message = json.loads(await bot.ws.get_message())
-                        if message.get("type") == "login_response":
-                            break
-                except (OSError, ConnectionClosed, HandshakeError) as error:
+                    await ws_connect(lambda: bot, arg["url"], enable_auto_pong=True)
+                    bot.send("login", {"name": bot.name, "pw": arg["pw"]})
+                    answer = await bot.login_answer
+                except Exception as error:  # refused, reset, closed
                     self.errors[f"login: {type(error).__name__}: {error}"[:160]] += 1
                     return
-            if not message["data"].get("success"):
-                self.errors[f"login refused: {message['data'].get('msg')}"] += 1
+                finally:
+                    bot.login_answer = None
+            if not answer.get("success"):
+                self.errors[f"login refused: {answer.get('msg')}"] += 1
                 return
             logged_in += 1
-            self.nursery.start_soon(bot.read)
-            self.nursery.start_soon(bot.move)
 
-        async with trio.open_nursery() as logins:
-            for bot in self.bots:
-                logins.start_soon(log_in, bot)
+        await asyncio.gather(*(log_in(bot) for bot in self.bots))
         return {"logged_in": logged_in, "seconds": time.monotonic() - started}
 
     async def pair(self, arg: dict[str, Any]) -> dict[str, Any]:
         started = time.monotonic()
         for pair in self.pairs:
-            self.nursery.start_soon(pair.bots[0].challenge)
-        with trio.move_on_after(arg["timeout"]):
-            for pair in self.pairs:
-                await pair.matched.wait()
+            pair.bots[0].challenge()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(pair.matched.wait() for pair in self.pairs)), arg["timeout"]
+            )
         matches = sum(pair.matched.is_set() for pair in self.pairs)
         return {"matches": matches, "seconds": time.monotonic() - started}
 
@@ -258,29 +264,57 @@ class Fleet:
             if state is not None and pair.match is not None:
                 mover = pair.bots[0] if state["active_player"] == pair.bots[0].name else None
                 mover = mover or pair.bots[1]
-                mover.turns_in.send_nowait((pair.match, state, start))
-        await sleep_until(self.end)
+                mover.turn(pair.match, state, start)
+        await asyncio.sleep(max(0.0, self.end - time.monotonic()))
         self.playing = False
-        await trio.sleep(min(2.0, 2 * self.period))  # answers to the last moves
+        await asyncio.sleep(min(2.0, 2 * self.period))  # answers to the last moves
         return {
             "moves": self.moves,
             "latencies": self.latencies,
             "late": self.late,
             "games_over": self.games_over,
             "errors": dict(self.errors),
-            "client_problems": dict(self.closing_problems),
+            "client_problems": {},
         }
 
     async def close(self, _arg: dict[str, Any]) -> dict[str, Any]:
         self.closing = True
         for bot in self.bots:
-            if bot.ws is not None:
-                await bot.ws.aclose()
+            if bot.transport is not None:
+                bot.transport.send_close()
+                bot.transport.disconnect()
         return {}
+
+
+async def _serve(pipe: Connection) -> None:
+    """The command loop: each command answers a dict (an exception: ``{"fatal": ...}``)."""
+    loop = asyncio.get_running_loop()
+    fleet = Fleet(loop)
+    handlers = {"login": fleet.login, "pair": fleet.pair, "play": fleet.play, "close": fleet.close}
+    while True:
+        command, arg = await loop.run_in_executor(None, pipe.recv)
+        if command == "exit":
+            fleet.closing = True
+            for bot in fleet.bots:
+                if bot.transport is not None:
+                    bot.transport.disconnect(graceful=False)
+            with contextlib.suppress(OSError):
+                pipe.send({})
+            return
+        handler = handlers.get(command)
+        try:
+            if handler is None:
+                raise ValueError(f"unknown command {command!r}")
+            answer = await handler(arg)
+        except Exception as error:  # reported to the harness: BenchError
+            answer = {"fatal": f"{type(error).__name__}: {error}"}
+        pipe.send(answer)
 
 
 def worker_main(pipe: Connection, index: int) -> None:
     """The entry point of one bot process (``servers.Workers``, spawn)."""
-    import turnbased
+    import loadgen
+    import uvloop
 
-    turnbased.run_trio_worker(pipe, lambda nursery: Fleet(nursery).handlers())
+    loadgen.raise_nofile_limit()
+    uvloop.run(_serve(pipe))
