@@ -12,10 +12,12 @@ Two ways to write:
   transaction, awaited (tests, tools).
 - **Through a writer** (``async with recorder.writing() as log:``, what a
   tournament does): the referee does not wait for the commit of a move. Each
-  event goes into a queue; one writer task commits whatever queued meanwhile
-  in one transaction (one thread hop, one commit and one ``executemany`` of
-  the ``match_events`` rows for many events), then publishes those events, in
-  order. The calls that announce something to players wait for the commit of
+  event goes into a queue; one writer task commits what queued in one
+  transaction (one thread hop, one commit and one ``executemany`` of the
+  ``match_events`` rows for many events), then publishes those events, in
+  order. It gathers a batch for at most :data:`LINGER_SECONDS` after its
+  first write, and commits at once when a write is awaited: with fast
+  players, one transaction per game. The calls that announce something to players wait for the commit of
   everything queued before them, and of themselves: :meth:`game_over` (a
   game's outcome is durable before the next request of the series, and so
   before the series' result), :meth:`tournament_over` (the Results are
@@ -36,8 +38,10 @@ Writer task and queue::
      └─ writing()'s nursery
          ├─ (body)          the tournament: event() etc. put writes in the queue
          └─ _writer         queue (bounded, QUEUE_SIZE; full: the referee waits)
-                            -> batches of at most MAX_BATCH -> store.run(one
-                            transaction) -> observer.publish, in order -> wake waiters
+                            -> a batch (at most MAX_BATCH, gathered for at most
+                            LINGER_SECONDS, or up to an awaited write) ->
+                            store.run(one transaction) -> observer.publish, in
+                            order -> wake the waiters
 
 Closer: leaving the ``async with`` closes the queue's send end; the writer
 commits what is queued and ends, and the block exits after it. A write that
@@ -87,6 +91,11 @@ With the batch under way, at most ``QUEUE_SIZE + MAX_BATCH`` writes are held."""
 MAX_BATCH = 128
 """Writes committed in one transaction at most."""
 
+LINGER_SECONDS = 0.05
+"""A write that nobody awaits waits this long at most for others to share its
+transaction: an observer sees a move at most this much later, and a game that
+ends sooner costs one commit."""
+
 DRAIN_SECONDS = 5.0
 """A cancelled writer starts no transaction after this many seconds (one under
 way is never abandoned: :class:`~duorelay.store.gateway.Store`)."""
@@ -118,8 +127,9 @@ class Recorder:
 
     Used directly, each call is one awaited transaction; :meth:`writing` gives a
     recorder whose events go through a writer task (module docstring).
-    :attr:`batches` and :attr:`writes` count what it committed (their ratio is
-    the mean batch size).
+    :attr:`batches` and :attr:`writes` count what it committed, with the
+    recorders of its :meth:`writing` blocks once they end (their ratio is the
+    mean batch size).
     """
 
     def __init__(self, store: Store | None, observer: Observer = NO_OBSERVER) -> None:
@@ -141,12 +151,16 @@ class Recorder:
         recorder = Recorder(self.store, self.observer)
         send, receive = trio.open_memory_channel[_Write](QUEUE_SIZE)
         recorder._queue = send
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(recorder._writer, receive, name="santorini event log writer")
-            try:
-                yield recorder
-            finally:
-                send.close()  # the writer commits what is queued, then ends
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(recorder._writer, receive, name="santorini event log writer")
+                try:
+                    yield recorder
+                finally:
+                    send.close()  # the writer commits what is queued, then ends
+        finally:
+            self.batches += recorder.batches
+            self.writes += recorder.writes
 
     async def tournament_started(
         self, players: list[str], schedule: list[list[str]]
@@ -286,7 +300,8 @@ class Recorder:
         batch: list[_Write] = []
         try:
             async for first in receive:
-                batch = _batch(first, receive)
+                batch = [first]
+                await _gather(batch, receive)
                 await self._commit(batch)
                 batch = []
         except trio.Cancelled:
@@ -303,6 +318,23 @@ class Recorder:
             raise
         # Not closed on an error: a task of the body that queues before its
         # cancellation reaches it must not fail with a second, unrelated error.
+
+
+async def _gather(batch: list[_Write], receive: trio.MemoryReceiveChannel[_Write]) -> None:
+    """Add to ``batch`` what queues within :data:`LINGER_SECONDS` of its first
+    write; at once when a write is awaited (a game's end, the Results), when
+    it holds :data:`MAX_BATCH`, or when the queue is closed."""
+    with trio.move_on_after(LINGER_SECONDS):
+        while len(batch) < MAX_BATCH and batch[-1].done is None:
+            try:
+                batch.append(receive.receive_nowait())
+            except trio.WouldBlock:
+                try:
+                    batch.append(await receive.receive())
+                except trio.EndOfChannel:
+                    return
+            except trio.EndOfChannel:
+                return
 
 
 def _batch(first: _Write, receive: trio.MemoryReceiveChannel[_Write]) -> list[_Write]:
