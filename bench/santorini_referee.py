@@ -47,7 +47,6 @@ sys.path.insert(0, str(BENCH))
 
 from santorini_bots import instant_action  # noqa: E402
 
-from duorelay.protocols import CloseCode  # noqa: E402
 from duorelay.protocols import santorini as wire  # noqa: E402
 from duorelay.referee.players import RemotePlayer  # noqa: E402
 from duorelay.referee.record import Recorder  # noqa: E402

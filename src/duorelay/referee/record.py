@@ -11,26 +11,31 @@ Two ways to write:
 - **Directly** (a plain ``Recorder(store, observer)``): every call is one
   transaction, awaited (tests, tools).
 - **Through a writer** (``async with recorder.writing() as log:``, what a
-  tournament does): the referee does not wait for the commit of a move. Each
-  event goes into a queue; one writer task commits what queued in one
-  transaction (one thread hop, one commit and one ``executemany`` of the
-  ``match_events`` rows for many events), then publishes those events, in
-  order. It gathers a batch for at most :data:`LINGER_SECONDS` after its
-  first write, and commits at once when a write is awaited: with fast
-  players, one transaction per game. The calls that announce something to players wait for the commit of
-  everything queued before them, and of themselves: :meth:`game_over` (a
-  game's outcome is durable before the next request of the series, and so
-  before the series' result), :meth:`tournament_over` (the Results are
-  durable before they are sent), and :meth:`tournament_started` (its id).
+  tournament does): the referee does not wait for the commit of a move or of
+  a game. Each event goes into a queue; one writer task commits what queued
+  in one transaction (one thread hop, one commit, and one ``executemany`` per
+  table for many events), then publishes those events, in order. It gathers a
+  batch for at most :data:`LINGER_SECONDS` after its first write (or
+  :data:`MAX_BATCH` writes), and commits at once when a write is awaited.
+  Awaited are the writes that players learn something from, or that the
+  referee needs: :meth:`tournament_over` returns once the Results and every
+  event of the tournament are committed (the Results are sent only then), and
+  :meth:`tournament_started` once its row is (its id).
 
 Why not one transaction per move, as before: each cost a thread hop and an
 ``fdatasync``, about 800 µs of CPU per move (docs/benchmarks.md, "Santorini
-referee", problems 2 and 4). What waiting bought, and what a crash now loses:
-the moves of a game not yet committed when the process dies (at most
-:data:`QUEUE_SIZE` + :data:`MAX_BATCH` events, in practice the few of the
-last milliseconds); their game cannot go on anyway (its players' TCP
-connections died with the process), and no observer saw them and no result
-depends on them.
+referee", problems 2 and 4). Why not wait at each game's end: the protocol
+tells a player no game's or series' outcome (docs/santorini.md sections 3 and
+5): the Results are the one announcement of outcomes, and they wait for
+everything; a wait per game cost a transaction per game (about 50 µs of CPU
+per move more, docs/benchmarks.md).
+
+So: an event is durable before any observer sees it, and before any result
+that depends on it is sent. What a crash now loses: the events not yet
+committed when the process dies, at most :data:`LINGER_SECONDS` of them (and
+never more than :data:`QUEUE_SIZE` + :data:`MAX_BATCH`), all of the one
+tournament under way, which cannot go on anyway (its players' TCP connections
+die with the process) and whose Results were never sent; no observer saw them.
 
 Writer task and queue::
 
@@ -76,7 +81,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import trio
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam
 
 from duorelay.referee.observer import NO_OBSERVER, Observer
 from duorelay.store.gateway import Store
@@ -88,8 +93,11 @@ QUEUE_SIZE = 256
 """Writes waiting for the writer at most; past it the referee waits (back-pressure).
 With the batch under way, at most ``QUEUE_SIZE + MAX_BATCH`` writes are held."""
 
-MAX_BATCH = 128
-"""Writes committed in one transaction at most."""
+MAX_BATCH = 32
+"""Writes committed in one transaction at most: so at most this many events are
+published in one go, half a spectator's outbox (``outbox_size``, 64 by
+default; :mod:`duorelay.referee.spectators`): a spectator that keeps up is not
+dropped by a batch."""
 
 LINGER_SECONDS = 0.05
 """A write that nobody awaits waits this long at most for others to share its
@@ -104,6 +112,21 @@ _INSERT_EVENT = match_events.insert()
 """Built once: executed with each event's values, SQLAlchemy reuses its compiled
 form (building ``insert().values(...)`` per event cost about 185 us)."""
 
+_INSERT_GAME = matches.insert()
+"""A ``matches`` row, built once (as :data:`_INSERT_EVENT`)."""
+
+_FINISH_GAME = (
+    matches.update()
+    .where(matches.c.id == bindparam("b_id"))
+    .values(
+        status="over",
+        finished_at=bindparam("b_finished_at", type_=matches.c.finished_at.type),
+        result=bindparam("b_result", type_=matches.c.result.type),
+    )
+)
+"""A game's ``matches`` row at its end, built once: ``b_id``, ``b_finished_at``,
+``b_result``."""
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -111,13 +134,19 @@ def _now() -> datetime:
 
 @dataclass(eq=False, slots=True)
 class _Write:
-    """One queued write: a ``match_events`` ``row`` or other ``work``; what to
+    """One queued write: rows to insert or update, or other ``work``; what to
     ``publish`` once it is committed; ``done`` set then, for a waiter."""
 
-    row: dict[str, Any] | None
-    work: Callable[[Connection], object] | None
     match_id: str | None
     publish: dict[str, Any]
+    game: dict[str, Any] | None = None
+    """A ``matches`` row to insert."""
+    event: dict[str, Any] | None = None
+    """A ``match_events`` row to insert."""
+    finish: dict[str, Any] | None = None
+    """The parameters of :data:`_FINISH_GAME`."""
+    work: Callable[[Connection], object] | None = None
+    """Anything else, run in its place in the transaction; its result in ``result``."""
     done: trio.Event | None = None
     result: object = None
 
@@ -182,7 +211,7 @@ class Recorder:
             event["tournament"] = int(key[0])
             return int(key[0])
 
-        await self._write(_Write(None, insert, None, event), wait=True)
+        await self._write(_Write(None, event, work=insert), wait=True)
         return event["tournament"]  # type: ignore[no-any-return]
 
     async def tournament_over(self, tournament_id: int | None, results: list[list[str]]) -> None:
@@ -199,7 +228,7 @@ class Recorder:
                 .values(finished_at=_now(), results=results)
             )
 
-        await self._write(_Write(None, update, None, event), wait=True)
+        await self._write(_Write(None, event, work=update), wait=True)
 
     async def game_started(
         self, match_id: str, tournament_id: int | None, players: list[str], series: int, game: int
@@ -213,19 +242,15 @@ class Recorder:
             "game": game,
         }
 
-        def insert(connection: Connection) -> None:
-            connection.execute(
-                matches.insert().values(
-                    id=match_id,
-                    game=GAME,
-                    tournament_id=tournament_id,
-                    players=players,
-                    status="live",
-                    created_at=_now(),
-                )
-            )
-
-        await self._write(_Write(None, insert, match_id, event), wait=False)
+        row = {
+            "id": match_id,
+            "game": GAME,
+            "tournament_id": tournament_id,
+            "players": players,
+            "status": "live",
+            "created_at": _now(),
+        }
+        await self._write(_Write(match_id, event, game=row), wait=False)
 
     async def event(self, match_id: str, seq: int, kind: str, data: Mapping[str, Any]) -> None:
         """Append event ``seq`` of ``kind`` to the game's log (through a writer:
@@ -235,31 +260,22 @@ class Recorder:
             self.observer.publish(match_id, publish)
             return
         row = {"match_id": match_id, "seq": seq, "kind": kind, "at": _now(), "data": dict(data)}
-        await self._write(_Write(row, None, match_id, publish), wait=False)
+        await self._write(_Write(match_id, publish, event=row), wait=False)
 
     async def game_over(self, match_id: str, seq: int, result: Mapping[str, Any]) -> None:
         """The last event, ``outcome``, and the ``matches`` row ``over``, in one
-        transaction; returns once it and every earlier event are committed."""
+        transaction (through a writer: queued, not awaited)."""
         event = {"kind": "outcome", "seq": seq, **result}
-
-        def finish(connection: Connection) -> None:
-            connection.execute(
-                _INSERT_EVENT,
-                {
-                    "match_id": match_id,
-                    "seq": seq,
-                    "kind": "outcome",
-                    "at": _now(),
-                    "data": dict(result),
-                },
-            )
-            connection.execute(
-                matches.update()
-                .where(matches.c.id == match_id)
-                .values(status="over", finished_at=_now(), result=dict(result))
-            )
-
-        await self._write(_Write(None, finish, match_id, event), wait=True)
+        now = _now()
+        row = {
+            "match_id": match_id,
+            "seq": seq,
+            "kind": "outcome",
+            "at": now,
+            "data": dict(result),
+        }
+        finish = {"b_id": match_id, "b_finished_at": now, "b_result": dict(result)}
+        await self._write(_Write(match_id, event, event=row, finish=finish), wait=False)
 
     # -- writing ------------------------------------------------------------------------
 
@@ -288,7 +304,9 @@ class Recorder:
         await self.store.run(functools.partial(_transaction, batch))
         self.batches += 1
         self.writes += len(batch)
-        for item in batch:
+        for index, item in enumerate(batch):
+            if index:  # the spectators' writers run between two events, as they did
+                await trio.lowlevel.cancel_shielded_checkpoint()
             self.observer.publish(item.match_id, item.publish)
             if item.done is not None:
                 item.done.set()
@@ -349,17 +367,32 @@ def _batch(first: _Write, receive: trio.MemoryReceiveChannel[_Write]) -> list[_W
 
 
 def _transaction(batch: list[_Write], connection: Connection) -> None:
-    """In a store thread: the writes of ``batch`` in order, runs of event rows
-    as one ``executemany``; each work's result in its ``result``."""
-    rows: list[dict[str, Any]] = []
+    """In a store thread: the writes of ``batch``; rows as one ``executemany``
+    per statement (new games, then events, then finished games: an event's
+    game is inserted before it), other work in its place in the order."""
+    games: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    finishes: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        for statement, rows in (
+            (_INSERT_GAME, games),
+            (_INSERT_EVENT, events),
+            (_FINISH_GAME, finishes),
+        ):
+            if rows:
+                connection.execute(statement, rows)
+                rows.clear()
+
     for item in batch:
-        if item.row is not None:
-            rows.append(item.row)
+        if item.work is not None:
+            flush()
+            item.result = item.work(connection)
             continue
-        if rows:
-            connection.execute(_INSERT_EVENT, rows)
-            rows = []
-        assert item.work is not None
-        item.result = item.work(connection)
-    if rows:
-        connection.execute(_INSERT_EVENT, rows)
+        if item.game is not None:
+            games.append(item.game)
+        if item.event is not None:
+            events.append(item.event)
+        if item.finish is not None:
+            finishes.append(item.finish)
+    flush()
