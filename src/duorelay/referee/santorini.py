@@ -128,13 +128,14 @@ class Series:
         try:
             while (outcome := rules.outcome(state)) is None:
                 player = self.players[state.to_move.index]
-                if rules.is_placing(state):
+                placing = rules.is_placing(state)
+                if placing:
                     request: object = rules.encode_placements(state)
                 else:
                     request = board if board is not None else rules.encode_board(state)
                 value, seconds = await self._asker.ask(player, request)
                 try:
-                    if rules.is_placing(state):
+                    if placing:
                         place = wire.decode_place(value)
                         worker = f"{player.name}{len(state.workers) // 2 + 1}"
                         state = rules.apply(state, place)
