@@ -11,6 +11,7 @@ referee back.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Mapping
@@ -25,9 +26,12 @@ from sqlalchemy import Connection, text
 from duorelay.protocols import santorini as wire
 from duorelay.referee import record
 from duorelay.referee.record import Recorder
+from duorelay.referee.spectators import SpectatorHub
 from duorelay.services.santorini_clients import Bot
 from duorelay.store.gateway import Store
 from test_santorini import Watcher, play, rows, santorini
+from test_santorini_observers import FakeSpectator
+from test_santorini_observers import event as placement
 
 NAMES = ["alpha", "bravo", "charlie", "delta"]
 
@@ -264,3 +268,17 @@ async def test_a_cancelled_writer_commits_what_it_holds(tmp_path: Path) -> None:
         assert await store.run(count) == 10
     finally:
         store.close()
+
+
+def test_a_spectator_never_gets_an_event_of_its_state_again() -> None:
+    # The writer publishes a committed batch event by event, other tasks running
+    # in between: a spectator may load event 3 (committed) and go live before
+    # event 3 is published. It gets event 3 once: in its state.
+    hub = SpectatorHub(backlog=8)
+    spectator = FakeSpectator(8)
+    subscription = hub.subscribe("m" * 32, spectator, pending=True)
+    hub.publish("m" * 32, placement(2))  # committed and loaded: in the state
+    hub.start(subscription, json.dumps({"kind": "state", "seq": 3}), 3)
+    hub.publish("m" * 32, placement(3))  # committed, loaded, published late
+    hub.publish("m" * 32, placement(4))
+    assert [frame.get("seq") for frame in spectator.received()] == [3, 4]
