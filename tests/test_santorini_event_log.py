@@ -15,6 +15,7 @@ import json
 import logging
 import sqlite3
 from collections.abc import Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,10 @@ from test_santorini_observers import event as placement
 NAMES = ["alpha", "bravo", "charlie", "delta"]
 
 
-def stored(path: Path) -> sqlite3.Connection:
-    """A reader of the service's database of its own (WAL: it sees what is committed)."""
-    return sqlite3.connect(path / "duorelay.db")
+def stored(path: Path) -> closing[sqlite3.Connection]:
+    """A reader of the service's database of its own (WAL: it sees what is
+    committed), closed at the end of the ``with``."""
+    return closing(sqlite3.connect(path / "duorelay.db"))
 
 
 class CountingBot(Bot):
