@@ -45,11 +45,16 @@ def stored(path: Path) -> closing[sqlite3.Connection]:
 
 class CountingBot(Bot):
     """A good bot that counts its replies and, the moment its Results come (before
-    anything else runs), reads the event log."""
+    anything else runs), reads the event log. At the first request of each game,
+    it checks that the observer was told the outcome of each of its earlier games
+    (so they were committed before the next began)."""
 
-    def __init__(self, name: str, path: Path) -> None:
+    def __init__(self, name: str, path: Path, watcher: Watcher) -> None:
         super().__init__(name)
         self.path = path
+        self.watcher = watcher
+        self.games = 0
+        self.late_outcomes: list[int] = []
         self.replies = 0
         self.log_then: list[tuple[int, str, int, str]] | None = None
         self.games_then: list[tuple[str, str]] | None = None
@@ -57,6 +62,15 @@ class CountingBot(Bot):
 
     def place(self, request: wire.PlacementRequest) -> object:
         self.replies += 1
+        if len(request.workers) <= 1:  # this bot's first request of a new game
+            told = sum(
+                1
+                for _, event in self.watcher.events
+                if event["kind"] == "outcome" and self.name in (event["winner"], event["loser"])
+            )
+            if told != self.games:
+                self.late_outcomes.append(self.games)
+            self.games += 1
         return super().place(request)
 
     def turn(self, request: wire.TakeTurn) -> object:
@@ -77,10 +91,15 @@ class CountingBot(Bot):
         return results
 
 
-async def test_every_event_is_committed_in_order_before_the_results(tmp_path: Path) -> None:
-    bots = [CountingBot(name, tmp_path) for name in NAMES]
-    async with santorini(tmp_path, players=len(bots)) as harness:
+async def test_every_event_is_committed_in_order_before_the_results_and_each_game_end(
+    tmp_path: Path,
+) -> None:
+    watcher = Watcher()
+    bots = [CountingBot(name, tmp_path, watcher) for name in NAMES]
+    async with santorini(tmp_path, players=len(bots), watcher=watcher) as harness:
         await play(harness, list(bots))
+    assert [bot.late_outcomes for bot in bots] == [[]] * len(bots)
+    assert all(bot.games >= 6 for bot in bots)  # three best-of-3 series each
     (results,) = harness.results
     first = bots[0]
     assert first.results is not None and rows(first.results) == rows(results)
