@@ -46,7 +46,9 @@ started by ``servers.Workers``.
   own share taken out. What "the referee adds", apart from the TCP transport;
   reported beside the whole server's figure, not instead of it.
 - ``--experiments``: the round robin also on
-  ``bench/experiments/santorini_sync_normal.py`` (SQLite ``synchronous=NORMAL``).
+  ``bench/experiments/santorini_sync_normal.py`` (SQLite ``synchronous=NORMAL``)
+  and ``bench/experiments/santorini_no_game_wait.py`` (no wait for the commit
+  at a game's end).
 
 Target (issue "Santorini tournaments over TCP"): the referee adds under 200 µs of
 server CPU per move.
@@ -121,6 +123,7 @@ MODES = {
     "store": "SQLite store",
     "no-store": "--no-store",
     "sync-normal": "SQLite, synchronous=NORMAL (experiment)",
+    "no-game-wait": "SQLite, no wait at a game's end (experiment)",
 }
 """How the server keeps its event log: the default SQLite store, none, or the
 store with ``bench/experiments/santorini_sync_normal.py`` (``--experiments``)."""
@@ -133,6 +136,8 @@ def start_server(tag: str, *, mode: str, max_players: int, waiting_for: float) -
     command = [sys.executable, "-m", "duorelay", "santorini"]
     if mode == "sync-normal":
         command = [sys.executable, str(BENCH / "experiments" / "santorini_sync_normal.py")]
+    if mode == "no-game-wait":
+        command = [sys.executable, str(BENCH / "experiments" / "santorini_no_game_wait.py")]
     if mode == "no-store":
         command.append("--no-store")
     else:
@@ -559,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument(
         "--experiments",
         action="store_true",
-        help="also the round robin on bench/experiments/santorini_sync_normal.py",
+        help="also the round robin on bench/experiments/santorini_sync_normal.py and "
+        "santorini_no_game_wait.py",
     )
     cli.add_argument(
         "--profile",
@@ -577,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
     command = report.command_line("bench/santorini.py", "--santorini")
     load_before = load_average()
     started = time.monotonic()
-    modes = ["store", "no-store"] + (["sync-normal"] if args.experiments else [])
+    modes = ["store", "no-store"] + (["sync-normal", "no-game-wait"] if args.experiments else [])
     round_robin = repeated(
         "round robin",
         plan.repeats,
