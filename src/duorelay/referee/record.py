@@ -96,7 +96,8 @@ With the batch under way, at most ``QUEUE_SIZE + MAX_BATCH`` writes are held."""
 MAX_BATCH = 32
 """Writes committed in one transaction at most: so at most this many events are
 published in one go, half a spectator's outbox (``outbox_size``, 64 by
-default; :mod:`duorelay.referee.spectators`): a spectator that keeps up is not
+default; :mod:`duorelay.referee.spectators`), and other tasks (the
+spectators' writers) run between two of them: a spectator that keeps up is not
 dropped by a batch."""
 
 LINGER_SECONDS = 0.05
