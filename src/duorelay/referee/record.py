@@ -314,8 +314,9 @@ class Recorder:
 
     async def _writer(self, receive: trio.MemoryReceiveChannel[_Write]) -> None:
         """The writer: commit what queued, batch after batch, until the queue's
-        send end is closed and it is empty. Cancelled, it commits what is
-        queued in one shielded transaction first."""
+        send end is closed and it is empty. Cancelled, it first commits,
+        shielded, the batch in hand (if its transaction had not started) and
+        what is queued. A store error ends it (raised)."""
         batch: list[_Write] = []
         try:
             async for first in receive:
