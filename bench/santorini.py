@@ -39,8 +39,16 @@ started by ``servers.Workers``.
 - ``profile`` (full run; ``--profile`` to force): py-spy (``pyspy_profile.py``)
   on the server with the store and with ``--no-store``, during back-to-back round
   robins of 10 bots.
+- ``referee alone``: ``bench/santorini_referee.py`` (a fresh process per run):
+  the real tournament, series, rules and event log (SQLite store, or none)
+  against in-process instant players that answer through the same player
+  interface without sockets; the referee's CPU per move with the players'
+  own share taken out. What "the referee adds", apart from the TCP transport;
+  reported beside the whole server's figure, not instead of it.
 - ``--experiments``: the round robin also on
-  ``bench/experiments/santorini_sync_normal.py`` (SQLite ``synchronous=NORMAL``).
+  ``bench/experiments/santorini_sync_normal.py`` (SQLite ``synchronous=NORMAL``)
+  and ``bench/experiments/santorini_no_game_wait.py`` (no wait for the commit
+  at a game's end).
 
 Target (issue "Santorini tournaments over TCP"): the referee adds under 200 µs of
 server CPU per move.
@@ -54,6 +62,7 @@ import json
 import os
 import sqlite3
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -114,6 +123,7 @@ MODES = {
     "store": "SQLite store",
     "no-store": "--no-store",
     "sync-normal": "SQLite, synchronous=NORMAL (experiment)",
+    "no-game-wait": "SQLite, no wait at a game's end (experiment)",
 }
 """How the server keeps its event log: the default SQLite store, none, or the
 store with ``bench/experiments/santorini_sync_normal.py`` (``--experiments``)."""
@@ -126,6 +136,8 @@ def start_server(tag: str, *, mode: str, max_players: int, waiting_for: float) -
     command = [sys.executable, "-m", "duorelay", "santorini"]
     if mode == "sync-normal":
         command = [sys.executable, str(BENCH / "experiments" / "santorini_sync_normal.py")]
+    if mode == "no-game-wait":
+        command = [sys.executable, str(BENCH / "experiments" / "santorini_no_game_wait.py")]
     if mode == "no-store":
         command.append("--no-store")
     else:
@@ -178,6 +190,7 @@ def server_tag(server: Server) -> str:
 
 def run_round_robin(plan: Plan, mode: str, attempt: int) -> dict[str, Any]:
     tag = f"santorini-rr-{mode}-{attempt}"
+    load = load_average()
     server = start_server(tag, mode=mode, max_players=ROUND_ROBIN_BOTS, waiting_for=60)
     bots: Workers | None = None
     try:
@@ -217,6 +230,7 @@ def run_round_robin(plan: Plan, mode: str, attempt: int) -> dict[str, Any]:
             "rss_mb": server.rss() / 2**20,
             "errors": dict(bots.errors),
             "log_problems": log_problems(server),
+            "load_average": load,
         }
         if mode != "no-store":
             stored = stored_moves(server)
@@ -235,6 +249,27 @@ def run_round_robin(plan: Plan, mode: str, attempt: int) -> dict[str, Any]:
         if bots is not None:
             bots.close()
         server.stop()
+
+
+# ---------------------------------------------------------------- referee alone
+
+
+def run_referee(plan: Plan, mode: str, attempt: int) -> dict[str, Any]:
+    """``bench/santorini_referee.py`` in a fresh process: its JSON line, plus the
+    load average before it."""
+    command = [sys.executable, str(BENCH / "santorini_referee.py")]
+    command += ["--tournaments", str(plan.tournaments)]
+    if mode == "no-store":
+        command.append("--no-store")
+    load = load_average()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode:
+        raise BenchError(f"santorini_referee.py failed: {done.stderr[-2000:]}")
+    figures = json.loads(done.stdout.splitlines()[-1])
+    figures["server_cpu_us_per_move"] = figures["referee_cpu_us_per_move"]  # for repeated()
+    figures["load_average"] = load
+    figures.update(errors={}, log_problems=[])
+    return figures
 
 
 # ---------------------------------------------------------------- 100 bots
@@ -356,6 +391,8 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = {k: sum(v.get(k, 0) for v in values) for v in values for k in v}
         elif key == "log_problems":
             merged[key] = [line for value in values for line in value]
+        elif key == "load_average":
+            merged[key] = values
         else:
             merged[key] = statistics.median(values)
     merged["runs"] = len(runs)
@@ -388,6 +425,7 @@ def load_average() -> str:
 
 def markdown(
     round_robin: dict[str, dict[str, Any]],
+    referee: dict[str, dict[str, Any]],
     crowd: dict[str, dict[str, Any]],
     profiles: list[dict[str, Any]],
     *,
@@ -414,8 +452,8 @@ def markdown(
         "",
         "| event log | moves per round robin | wall time per round robin s | moves/s "
         "| server CPU us/move (each run) | server CPU % | bot CPU us/move | other CPU % "
-        "| DB bytes/move | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| DB bytes/move | errors | load average before each run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in round_robin.items():
         errors = sum(r["errors"].values()) + len(r["log_problems"])
@@ -425,7 +463,7 @@ def markdown(
             f"| {name} | {r['moves'] / r['tournaments']:,.0f} | {r['tournament_wall_s']:.2f} "
             f"| {r['moves_per_s']:,.0f} | **{r['server_cpu_us_per_move']:.0f}** ({runs}) "
             f"| {r['server_cpu_pct']:.0f} | {r['bot_cpu_us_per_move']:.0f} "
-            f"| {r['other_cpu_pct']:.0f} | {db} | {errors} |"
+            f"| {r['other_cpu_pct']:.0f} | {db} | {errors} | {'; '.join(r['load_average'])} |"
         )
     store, bare = round_robin.get("SQLite store"), round_robin.get("--no-store")
     out.append("")
@@ -442,6 +480,28 @@ def markdown(
                 f"Target (under {TARGET_US:.0f} us of server CPU per move), {name}: {verdict}."
             )
         out.append("")
+    out += [
+        "### The referee alone: in-process players, no sockets (bench/santorini_referee.py)",
+        "",
+        "| event log | referee CPU us/move (each run) | of it, store threads | players' own "
+        "us/move (taken out) | moves/s | transactions | load average before each run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in referee.items():
+        runs = ", ".join(f"{v:.0f}" for v in r["cpu_us_per_move_runs"])
+        out.append(
+            f"| {name} | **{r['referee_cpu_us_per_move']:.0f}** ({runs}) "
+            f"| {r['store_threads_cpu_us_per_move']:.0f} | {r['bot_cpu_us_per_move']:.0f} "
+            f"| {r['moves_per_s']:,.0f} | {r['transactions']:.0f} "
+            f"| {'; '.join(r['load_average'])} |"
+        )
+    out.append("")
+    for name, r in referee.items():
+        verdict = "met" if r["referee_cpu_us_per_move"] < TARGET_US else "**missed**"
+        out.append(
+            f"Target (under {TARGET_US:.0f} us per move), the referee alone, {name}: {verdict}."
+        )
+    out.append("")
     rows = [
         ("registration of 100 bots, s", "registration_s", 2),
         ("RSS before any bot, MB", "rss_before_mb", 1),
@@ -504,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument(
         "--experiments",
         action="store_true",
-        help="also the round robin on bench/experiments/santorini_sync_normal.py",
+        help="also the round robin on bench/experiments/santorini_sync_normal.py and "
+        "santorini_no_game_wait.py",
     )
     cli.add_argument(
         "--profile",
@@ -522,11 +583,16 @@ def main(argv: list[str] | None = None) -> int:
     command = report.command_line("bench/santorini.py", "--santorini")
     load_before = load_average()
     started = time.monotonic()
-    modes = ["store", "no-store"] + (["sync-normal"] if args.experiments else [])
+    modes = ["store", "no-store"] + (["sync-normal", "no-game-wait"] if args.experiments else [])
     round_robin = repeated(
         "round robin",
         plan.repeats,
         {MODES[m]: lambda attempt, m=m: run_round_robin(plan, m, attempt) for m in modes},
+    )
+    referee = repeated(
+        "referee alone",
+        plan.repeats,
+        {MODES[m]: lambda a, m=m: run_referee(plan, m, a) for m in ("store", "no-store")},
     )
     crowd = repeated(
         "100 bots",
@@ -545,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic() - started
     text = markdown(
         round_robin,
+        referee,
         crowd,
         profiles,
         plan=plan,

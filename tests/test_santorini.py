@@ -82,13 +82,14 @@ async def santorini(
     waiting_for: float = 60.0,
     repeat: bool = False,
     store: bool = True,
+    watcher: Watcher | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Harness]:
     """A running service; without ``repeat`` it ends by itself after one tournament."""
     database = Store(f"sqlite:///{tmp_path / 'duorelay.db'}") if store else None
     if database is not None:
         await database.migrate()
-    watcher = Watcher()
+    watcher = watcher or Watcher()
     config = ServerConfig(min_players, waiting_for, repeat, port=0)
     harness = Harness(None, database, watcher)  # type: ignore[arg-type]
     harness.server = SantoriniServer(

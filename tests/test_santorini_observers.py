@@ -531,10 +531,12 @@ async def test_a_spectator_that_stops_reading_is_dropped_4430(
     server = await start_santorini(start_server, tmp_path, outbox_size=2)
     alpha, bravo = PacedDawdler("alpha"), Dawdler("bravo")
     async with trio.open_nursery() as nursery:
-        await register(server, [alpha, bravo], nursery)
-        await alpha.holding(1)
-        _, tournament = await get_json(server, "/santorini/api/tournaments/1")
-        match = tournament["games"][0]["id"]
+        async with server.connect("/santorini/live") as lobby:
+            await settle()  # the tournaments feed is subscribed
+            await register(server, [alpha, bravo], nursery)
+            await alpha.holding(1)
+            assert json.loads(await lobby.get_message())["kind"] == "tournament-start"
+            match = json.loads(await lobby.get_message())["match"]  # told once stored
         async with stuck_spectator(server, f"/santorini/live/{match}") as stuck:
             state = await stuck.next_event()
             assert isinstance(state, ws_events.TextMessage)

@@ -5,8 +5,9 @@
 events (default 1500, after 100 to warm up) of one game into a fresh SQLite file
 under ``bench/results/`` and prints the CPU (user, system) and wall time per event:
 
-- ``default``: ``Recorder.event`` as the referee calls it (``Store.run``: a worker
-  thread, SQLAlchemy Core, one transaction, ``fdatasync`` at commit);
+- ``default``: ``Recorder.event`` used directly, as the referee called it before
+  its event log had a writer (``Store.run``: a worker thread, SQLAlchemy Core,
+  one transaction per event, ``fdatasync`` at commit);
 - ``normal``: the same with ``PRAGMA synchronous=NORMAL`` (no ``fdatasync`` per
   commit);
 - ``inline``: the same SQLAlchemy transaction in the Trio thread (no thread hop);

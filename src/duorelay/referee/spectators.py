@@ -2,7 +2,7 @@
 a tournament's events out to watching connections, never slowing the players.
 
 docs/architecture.md, "One match" (spectators): the referee calls
-:meth:`SpectatorHub.publish` synchronously right after an event is stored. The
+:meth:`SpectatorHub.publish` synchronously once an event is committed. The
 hub has **no task and no channel of its own**: each spectator is a connection
 (a :class:`~duorelay.core.session.Session`) and its outbox (bounded by
 ``outbox_size`` frames, closed by the session when its handler ends) is the
@@ -31,6 +31,10 @@ the first frame (the state built from the store, up to ``seq``) into the
 outbox, then the held events whose ``seq`` is greater than that, in order,
 and from then on events go straight to the outbox. All of :meth:`start` is
 synchronous, so no event can slip between the held ones and the live ones.
+A game feed never sends an event whose ``seq`` is not greater than the last
+one it sent: the event log's writer publishes a committed batch event by
+event, letting other tasks run in between, so a spectator may load events
+that are committed but not yet published (:mod:`duorelay.referee.record`).
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ class Subscription:
         """While pending: the events published since :meth:`SpectatorHub.subscribe`,
         as ``(seq, frame, last)``; ``None`` once live."""
         self.active = True
+        self.seq = 0
+        """The last event sent on a game feed (its state's ``seq`` at first)."""
 
 
 class SpectatorHub:
@@ -113,9 +119,11 @@ class SpectatorHub:
         held, subscription.held = subscription.held or [], None
         if not subscription.active:
             return
+        subscription.seq = seq
         self._deliver(subscription, first, last=False)
         for event_seq, frame, last in held:
-            if event_seq > seq and subscription.active:
+            if event_seq > subscription.seq and subscription.active:
+                subscription.seq = event_seq
                 self._deliver(subscription, frame, last=last)
 
     def publish(self, match_id: str | None, event: Mapping[str, object]) -> None:
@@ -136,7 +144,8 @@ class SpectatorHub:
                     self._drop_slow(subscription)
                 else:
                     subscription.held.append((seq, frame, last))
-            else:
+            elif key is TOURNAMENTS or seq > subscription.seq:  # else in its state
+                subscription.seq = seq
                 self._deliver(subscription, frame, last=last)
 
     def _deliver(self, subscription: Subscription, frame: str, *, last: bool) -> None:

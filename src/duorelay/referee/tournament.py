@@ -24,9 +24,17 @@ Series run one after the other, in schedule order: a player is in one series
 at a time, and each player's wire sees its encounters in schedule order
 (section 3). Task tree::
 
-    tournament nursery          (Tournament.run)
-     └─ series task             one at a time: Series.run, owned here; the
+    Tournament.run
+     └─ Recorder.writing()'s nursery
+         ├─ event log writer    record.py: commits the queued events in batches
+         └─ (body) series nursery
+             └─ series task     one at a time: Series.run, owned here; the
                                 tournament waits for its ``done``
+
+The Results are sent once they, and every event of the tournament, are
+committed (:meth:`~duorelay.referee.record.Recorder.tournament_over` waits);
+a store error ends the writer, cancels the series and fails the tournament
+(no Results, every connection closed), as before the writer.
 """
 
 from __future__ import annotations
@@ -132,38 +140,20 @@ class Tournament:
             players = await self._rename()
             names = [player.name for player in players]
             pairs = schedule(len(players))
-            self.id = await self.recorder.tournament_started(
-                names, [[names[a], names[b]] for a, b in pairs]
-            )
-            log.info(
-                "santorini: tournament %s starts: %s",
-                self.id if self.id is not None else "-",
-                " ".join(names),
-                extra={"event": "tournament-start", "tournament": self.id},
-            )
-            async with trio.open_nursery() as nursery:
-                for number, (a, b) in enumerate(pairs, start=1):
-                    one, two = players[a], players[b]
-                    if not (self.standings.plays(one.name) and self.standings.plays(two.name)):
-                        continue
-                    series = Series(
-                        one,
-                        two,
-                        number=number,
-                        time_per_call=self.time_per_call,
-                        recorder=self.recorder,
-                        tournament_id=self.id,
-                    )
-                    nursery.start_soon(series.run, name=f"santorini series {one.name}-{two.name}")
-                    await series.done.wait()
-                    assert series.outcome is not None
-                    cheater = series.outcome.cheater
-                    self.standings.record(
-                        series.outcome.result, None if cheater is None else cheater.name
-                    )
-            results = self.standings.results
-            message = wire.results_message(results)
-            await self.recorder.tournament_over(self.id, message)
+            async with self.recorder.writing() as recorder:
+                self.id = await recorder.tournament_started(
+                    names, [[names[a], names[b]] for a, b in pairs]
+                )
+                log.info(
+                    "santorini: tournament %s starts: %s",
+                    self.id if self.id is not None else "-",
+                    " ".join(names),
+                    extra={"event": "tournament-start", "tournament": self.id},
+                )
+                await self._play(players, pairs, recorder)
+                results = self.standings.results
+                message = wire.results_message(results)
+                await recorder.tournament_over(self.id, message)  # committed: then told
             for player in players:
                 if self.standings.plays(player.name) and player.left is None:
                     try:
@@ -176,6 +166,32 @@ class Tournament:
         finally:
             for player in self.players:
                 player.connection.close(CloseCode.NORMAL, "tournament over", flush=True)
+
+    async def _play(
+        self, players: list[RemotePlayer], pairs: list[tuple[int, int]], recorder: Recorder
+    ) -> None:
+        """Every series of ``pairs`` in order, one at a time, into :attr:`standings`."""
+        async with trio.open_nursery() as nursery:
+            for number, (a, b) in enumerate(pairs, start=1):
+                one, two = players[a], players[b]
+                if not (self.standings.plays(one.name) and self.standings.plays(two.name)):
+                    continue
+                series = Series(
+                    one,
+                    two,
+                    number=number,
+                    time_per_call=self.time_per_call,
+                    recorder=recorder,
+                    tournament_id=self.id,
+                )
+                nursery.start_soon(series.run, name=f"santorini series {one.name}-{two.name}")
+                await series.done.wait()
+                if series.outcome is None:  # it failed: the nursery raises its error
+                    return
+                cheater = series.outcome.cheater
+                self.standings.record(
+                    series.outcome.result, None if cheater is None else cheater.name
+                )
 
     async def _rename(self) -> list[RemotePlayer]:
         """Give every player a unique name; those that cannot be told are dropped."""
