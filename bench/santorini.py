@@ -46,7 +46,7 @@ started by ``servers.Workers``.
   own share taken out. What "the referee adds", apart from the TCP transport;
   reported beside the whole server's figure, not instead of it.
 - ``--experiments``: the round robin also on
-  ``bench/experiments/santorini_sync_normal.py`` (SQLite ``synchronous=NORMAL``)
+  ``DUORELAY_SQLITE_SYNCHRONOUS=normal`` (SQLite ``synchronous=NORMAL``)
   and ``bench/experiments/santorini_no_game_wait.py`` (no wait for the commit
   at a game's end).
 
@@ -122,11 +122,12 @@ def bot_names(count: int, prefix: str = "bot") -> list[str]:
 MODES = {
     "store": "SQLite store",
     "no-store": "--no-store",
-    "sync-normal": "SQLite, synchronous=NORMAL (experiment)",
+    "sync-normal": "SQLite, DUORELAY_SQLITE_SYNCHRONOUS=normal",
     "no-game-wait": "SQLite, no wait at a game's end (experiment)",
 }
-"""How the server keeps its event log: the default SQLite store, none, or the
-store with ``bench/experiments/santorini_sync_normal.py`` (``--experiments``)."""
+"""How the server keeps its event log: the default SQLite store, none, or
+(``--experiments``) the store with ``DUORELAY_SQLITE_SYNCHRONOUS=normal`` or
+without the wait at a game's end."""
 
 
 def start_server(tag: str, *, mode: str, max_players: int, waiting_for: float) -> Server:
@@ -135,7 +136,7 @@ def start_server(tag: str, *, mode: str, max_players: int, waiting_for: float) -
     env = {"DUORELAY_SANTORINI_MAX_PLAYERS": str(max_players)}
     command = [sys.executable, "-m", "duorelay", "santorini"]
     if mode == "sync-normal":
-        command = [sys.executable, str(BENCH / "experiments" / "santorini_sync_normal.py")]
+        env["DUORELAY_SQLITE_SYNCHRONOUS"] = "normal"
     if mode == "no-game-wait":
         command = [sys.executable, str(BENCH / "experiments" / "santorini_no_game_wait.py")]
     if mode == "no-store":
@@ -564,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument(
         "--experiments",
         action="store_true",
-        help="also the round robin on bench/experiments/santorini_sync_normal.py and "
+        help="also the round robin with DUORELAY_SQLITE_SYNCHRONOUS=normal and on "
         "santorini_no_game_wait.py",
     )
     cli.add_argument(

@@ -406,3 +406,23 @@ async def test_postgresql_connections_dropped_by_the_server_are_replaced(
         ]
     finally:
         store.close()
+
+
+async def test_stores_of_one_process_migrate_one_at_a_time(tmp_path: Path) -> None:
+    # Alembic's `op` and `context` are module-level proxies: two migrations
+    # running at once in one process (two servers in one test, say) sent one
+    # store's DDL down the other's connection; seen as "table ... already
+    # exists", and as a segmentation fault inside sqlite3 on Python 3.11.
+    stores = [Store(f"sqlite:///{tmp_path / f'{n}.db'}") for n in range(6)]
+    try:
+        async with trio.open_nursery() as nursery:
+            for store in stores:
+                nursery.start_soon(store.migrate)
+        for store in stores:
+            tables = await store.run(
+                lambda c: set(sqlalchemy.inspect(c).get_table_names()) - {"alembic_version"}
+            )
+            assert tables == set(metadata.tables)
+    finally:
+        for store in stores:
+            store.close()

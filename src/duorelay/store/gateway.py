@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -134,6 +135,14 @@ def alembic_config() -> Config:
     return config
 
 
+_MIGRATING = threading.Lock()
+"""Held while a store of this process migrates: Alembic's ``op`` and
+``context`` are module-level proxies, so two migrations at once in one
+process (two stores, in two worker threads) would run each other's
+statements on the wrong connection (seen: "table ... already exists", and a
+segmentation fault inside ``sqlite3`` when two threads used one connection)."""
+
+
 class StoreClosed(RuntimeError):
     """:meth:`Store.run` or :meth:`Store.migrate` after :meth:`Store.close`."""
 
@@ -183,7 +192,7 @@ class Store:
 
     def _migrate(self, revision: str) -> None:
         config = alembic_config()
-        with migration_connection(self.engine) as connection:
+        with _MIGRATING, migration_connection(self.engine) as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 
