@@ -205,6 +205,20 @@ def latency_figures(latencies: list[float], prefix: str = "latency") -> dict[str
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
+async def answer(
+    handlers: dict[str, Handler], command: str, arg: dict[str, Any]
+) -> dict[str, Any]:
+    """The answer of ``command`` in a bot process (any event loop): its
+    handler's dict, or ``{"fatal": ...}`` (the harness raises BenchError)."""
+    handler = handlers.get(command)
+    try:
+        if handler is None:
+            raise ValueError(f"unknown command {command!r}")
+        return await handler(arg)
+    except Exception as error:  # reported to the harness: BenchError
+        return {"fatal": f"{type(error).__name__}: {error}"}
+
+
 def run_trio_worker(pipe: Connection, make_handlers: Callable[[Any], dict[str, Handler]]) -> None:
     """The command loop of one bot process: ``make_handlers(nursery)`` gives the
     commands; each answers a dict (an exception: ``{"fatal": ...}``). ``exit``
@@ -224,14 +238,7 @@ def run_trio_worker(pipe: Connection, make_handlers: Callable[[Any], dict[str, H
                     with contextlib.suppress(OSError):
                         pipe.send({})
                     return
-                handler = handlers.get(command)
-                try:
-                    if handler is None:
-                        raise ValueError(f"unknown command {command!r}")
-                    answer = await handler(arg)
-                except Exception as error:  # reported to the harness: BenchError
-                    answer = {"fatal": f"{type(error).__name__}: {error}"}
-                pipe.send(answer)
+                pipe.send(await answer(handlers, command, arg))
 
     trio.run(main)
 

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+import turnbased
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 TEXT = WSMsgType.TEXT
@@ -301,14 +302,7 @@ async def _serve(pipe: Connection) -> None:
             with contextlib.suppress(OSError):
                 pipe.send({})
             return
-        handler = handlers.get(command)
-        try:
-            if handler is None:
-                raise ValueError(f"unknown command {command!r}")
-            answer = await handler(arg)
-        except Exception as error:  # reported to the harness: BenchError
-            answer = {"fatal": f"{type(error).__name__}: {error}"}
-        pipe.send(answer)
+        pipe.send(await turnbased.answer(handlers, command, arg))
 
 
 def worker_main(pipe: Connection, index: int) -> None:
