@@ -52,7 +52,7 @@ from duorelay.referee.players import RemotePlayer  # noqa: E402
 from duorelay.referee.record import Recorder  # noqa: E402
 from duorelay.referee.tournament import Tournament  # noqa: E402
 from duorelay.services.santorini_clients import good_place  # noqa: E402
-from duorelay.store.gateway import Store  # noqa: E402
+from duorelay.store.gateway import SQLITE_SYNCHRONOUS, Store, Synchronous  # noqa: E402
 
 PLAYERS = 10
 TIME_PER_CALL = 1.2  # the server's default (docs/santorini.md section 5)
@@ -142,9 +142,12 @@ async def round_robins(store: Store | None, tournaments: int) -> dict[str, Any]:
     }
 
 
-async def main_async(use_store: bool, tournaments: int) -> dict[str, Any]:
+async def main_async(
+    use_store: bool, tournaments: int, synchronous: Synchronous = SQLITE_SYNCHRONOUS
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
-        store = Store(f"sqlite:///{Path(directory) / 'referee.db'}") if use_store else None
+        url = f"sqlite:///{Path(directory) / 'referee.db'}"
+        store = Store(url, synchronous) if use_store else None
         try:
             if store is not None:
                 await store.migrate()
@@ -167,8 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     cli = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     cli.add_argument("--no-store", action="store_true", help="no event log (store=None)")
     cli.add_argument("--tournaments", type=int, default=3, help="round robins of 10 (3)")
+    cli.add_argument(
+        "--synchronous",
+        choices=["full", "normal"],
+        default=SQLITE_SYNCHRONOUS,
+        help="the store's DUORELAY_SQLITE_SYNCHRONOUS (default: the server's default)",
+    )
     args = cli.parse_args(argv)
-    figures = trio.run(main_async, not args.no_store, args.tournaments)
+    figures = trio.run(main_async, not args.no_store, args.tournaments, args.synchronous)
     figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(figures), flush=True)
     return 0
