@@ -303,3 +303,31 @@ def test_a_spectator_never_gets_an_event_of_its_state_again() -> None:
     hub.publish("m" * 32, placement(3))  # committed, loaded, published late
     hub.publish("m" * 32, placement(4))
     assert [frame.get("seq") for frame in spectator.received()] == [3, 4]
+
+
+async def test_a_writer_cancelled_after_its_store_closed_ends_cancelled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Beside the web server, the store's owner (RefereeStore.hold) and the
+    # tournament are cancelled together at shutdown; the store may close
+    # before the writer drains. The writer must still end cancelled (a clean
+    # shutdown), not raise StoreClosed out of the serving nursery.
+    store = Store(f"sqlite:///{tmp_path / 'closing.db'}")
+    await store.migrate()
+    watcher = Watcher()
+    async with trio.open_nursery() as nursery:
+
+        async def tournament() -> None:
+            async with Recorder(store, watcher).writing() as recorder:
+                await recorder.game_started("e" * 32, None, ["a", "b"], 1, 1)
+                for seq in (1, 2, 3):
+                    await recorder.event("e" * 32, seq, "placement", {"seq": seq})
+                await trio.sleep_forever()
+
+        nursery.start_soon(tournament)
+        await trio.testing.wait_all_tasks_blocked()  # queued; the writer gathers
+        store.close()  # the owner's finally ran first
+        nursery.cancel_scope.cancel()
+    assert watcher.events == []  # nothing published that was not stored
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["santorini: 4 events not stored: the store is closed"]

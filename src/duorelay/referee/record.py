@@ -56,7 +56,10 @@ writer with that error: the body is cancelled and the ``async with`` raises it
 before; the writes of that transaction (it is rolled back whole) and those
 queued after it are neither committed nor published. Cancelled from outside
 (the server stops), the writer commits what is queued, shielded, in
-transactions started within :data:`DRAIN_SECONDS`, then ends.
+transactions started within :data:`DRAIN_SECONDS`, then ends; if the store
+is closed or failing by then (beside the web server the store's owner is
+cancelled at the same moment, ``services/referee_store.py``), what is left
+is logged as not stored (one warning) and the writer still ends cancelled.
 
 Rows (:mod:`duorelay.store.schema`):
 
@@ -74,6 +77,7 @@ Rows (:mod:`duorelay.store.schema`):
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -82,10 +86,13 @@ from typing import Any
 
 import trio
 from sqlalchemy import Connection, bindparam
+from sqlalchemy.exc import SQLAlchemyError
 
 from duorelay.referee.observer import NO_OBSERVER, Observer
-from duorelay.store.gateway import Store
+from duorelay.store.gateway import Store, StoreClosed
 from duorelay.store.schema import match_events, matches, tournaments
+
+log = logging.getLogger("duorelay")
 
 GAME = "santorini"
 
@@ -333,7 +340,16 @@ class Recorder:
                             batch = _batch(receive.receive_nowait(), receive)
                         except (trio.WouldBlock, trio.EndOfChannel):
                             break
-                    await self._commit(batch)
+                    try:
+                        await self._commit(batch)
+                    except (SQLAlchemyError, StoreClosed) as error:
+                        # The server stops and its store closed first (it is a
+                        # sibling of the tournament in the serving nursery): what
+                        # is left is the unfinished game's; the writer still
+                        # ends cancelled, not with this error.
+                        lost = len(batch) + receive.statistics().current_buffer_used
+                        log.warning("santorini: %d events not stored: %s", lost, error)
+                        break
                     batch = []
             raise
         # Not closed on an error: a task of the body that queues before its
