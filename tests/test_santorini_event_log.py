@@ -216,12 +216,18 @@ class GatedStore(Store):
         await self.gate.wait()
         return await super().run(fn)
 
+    @classmethod
+    async def closed_gate(cls, path: Path) -> GatedStore:
+        """A migrated store at ``path`` whose gate is closed."""
+        store = cls(f"sqlite:///{path}")
+        store.gate.set()
+        await store.migrate()
+        store.gate = trio.Event()
+        return store
+
 
 async def test_a_writer_behind_by_the_bound_holds_the_referee_back(tmp_path: Path) -> None:
-    store = GatedStore(f"sqlite:///{tmp_path / 'gated.db'}")
-    store.gate.set()
-    await store.migrate()
-    store.gate = trio.Event()
+    store = await GatedStore.closed_gate(tmp_path / "gated.db")
     watcher = Watcher()
     queued = 0
     try:
@@ -258,10 +264,7 @@ async def test_a_writer_behind_by_the_bound_holds_the_referee_back(tmp_path: Pat
 async def test_a_cancelled_writer_commits_what_it_holds(tmp_path: Path) -> None:
     # The server stops (the tournament is cancelled) while events wait for the
     # store's turn: they are committed, shielded, then published.
-    store = GatedStore(f"sqlite:///{tmp_path / 'gated.db'}")
-    store.gate.set()
-    await store.migrate()
-    store.gate = trio.Event()
+    store = await GatedStore.closed_gate(tmp_path / "gated.db")
     watcher = Watcher()
     try:
         async with trio.open_nursery() as nursery:
