@@ -7,7 +7,7 @@ of :class:`~duorelay.transport.Transport`, so a
 outbox and endings as a websocket. A frame, here, is the text of one JSON
 value: :meth:`TcpTransport.receive` returns each value's text as the client
 sent it (the protocol's handler decodes it with
-:func:`duorelay.protocols.santorini.loads`), :meth:`TcpTransport.send` writes
+:func:`duorelay.protocols.json_stream.loads`), :meth:`TcpTransport.send` writes
 a frame's text (the handler's frames already end with "\\n").
 
 Bad input ends the connection: bytes that are no JSON value, or a value over
@@ -24,7 +24,7 @@ import contextlib
 import trio
 
 from duorelay.protocols import CloseCode, ProtocolError
-from duorelay.protocols.santorini import JsonStream, NotJson, StreamEnd, ValueTooLarge
+from duorelay.protocols.json_stream import JsonStream, NotJson, StreamEnd, ValueTooLarge
 from duorelay.transport import Disconnected, Frame
 
 READ_SIZE = 4096
