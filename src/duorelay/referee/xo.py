@@ -172,8 +172,8 @@ class XoRules:
         """The game's row: live after game_init, ``moved_at`` after a move,
         over after game_over."""
         row_changes = [e for e in decision.events if e.kind in ("game_init", "game_over")]
-        moves = len(decision.events) - len(row_changes)
-        touch: Bulk = {MOVED: [moved(match_id, now())] * min(moves, 1)}
+        moved_now = len(decision.events) > len(row_changes)  # a move among the events
+        touch: Bulk = {MOVED: [moved(match_id, now())] if moved_now else []}
         if not row_changes:
             return Write(touch)
 
